@@ -1,0 +1,9 @@
+//! promgate's gateway: HTTP ingest (remote write 1.0 and 2.0) with validation and limits, the
+//! durable SQLite window, and self-metrics. Assembles `rules-engine` and `proto`.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod serve;
+pub mod telemetry;
+pub mod validate;

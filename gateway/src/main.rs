@@ -1,0 +1,45 @@
+//! promgate: the binary. Parses the command line, sets up logging and hands over to the
+//! library; the only place `anyhow` is used.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway::cli::{CheckCommand, Cli, Command, TestCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            gateway::telemetry::init_tracing();
+            match gateway::serve::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "Promgate stopped with an error.");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Test(TestCommand::Rules { files }) => {
+            let mut out = std::io::stdout().lock();
+            match rules_engine::unittest::run_test_files(&files, &mut out) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error writing output: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check(CheckCommand::Config { file }) => match gateway::config::Config::load(&file)
+        {
+            Ok(_) => {
+                println!("Checking {}\n  SUCCESS", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("Checking {}\n  FAILED: {e}", file.display());
+                ExitCode::from(1)
+            }
+        },
+    }
+}
