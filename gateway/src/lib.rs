@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod serve;
 pub mod telemetry;
 pub mod validate;

@@ -1,0 +1,3 @@
+//! Ingest: remote-write decoding and the write handler.
+
+pub mod decode;
