@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod serve;
+pub mod store;
 pub mod telemetry;
 pub mod validate;
