@@ -1,3 +1,5 @@
-//! Ingest: remote-write decoding and the write handler.
+//! Ingest: remote-write framing, decoding, validation and the write handler.
 
+pub mod body;
 pub mod decode;
+pub mod remote_write;

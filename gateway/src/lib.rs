@@ -2,6 +2,8 @@
 //! durable SQLite window, and self-metrics. Assembles `rules-engine` and `proto`.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod ingest;

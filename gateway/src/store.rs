@@ -124,52 +124,48 @@ impl StoreMetrics {
         let r = registry.sub_registry_with_prefix("store");
         r.register(
             "commits",
-            "Transactions committed by the writer.",
+            "Transactions committed by the writer",
             m.commits.clone(),
         );
         r.register(
             "commit_failures",
-            "Transactions that failed; their requests were answered 503 and undone.",
+            "Transactions that failed; their requests were answered 503 and undone",
             m.commit_failures.clone(),
         );
         r.register(
             "commit_duration_seconds",
-            "Time to apply and commit one group of writes.",
+            "Time to apply and commit one group of writes",
             m.commit_seconds.clone(),
         );
         r.register(
             "requests_per_commit",
-            "Write requests committed together in one transaction.",
+            "Write requests committed together in one transaction",
             m.requests_per_commit.clone(),
         );
         r.register(
             "active_series",
-            "Series in the window.",
+            "Series in the window",
             m.active_series.clone(),
         );
-        r.register(
-            "series_created",
-            "Series created.",
-            m.series_created.clone(),
-        );
+        r.register("series_created", "Series created", m.series_created.clone());
         r.register(
             "series_retired",
-            "Series removed because retention deleted all their samples.",
+            "Series removed because retention deleted all their samples",
             m.series_retired.clone(),
         );
         r.register(
             "samples_in_memory",
-            "Samples held in the window.",
+            "Samples held in the window",
             m.samples_in_memory.clone(),
         );
         r.register(
             "retention_deleted_samples",
-            "Samples deleted by retention.",
+            "Samples deleted by retention",
             m.retention_deleted_samples.clone(),
         );
         r.register(
             "database_size_bytes",
-            "Size of the SQLite database and its WAL.",
+            "Size of the SQLite database and its WAL",
             m.database_bytes.clone(),
         );
         m
@@ -287,10 +283,10 @@ impl Store {
     /// Blocking.
     pub fn close(&self) {
         self.tx.lock().take();
-        if let Some(t) = self.thread.lock().take() {
-            if t.join().is_err() {
-                tracing::error!("The store writer thread panicked.");
-            }
+        if let Some(t) = self.thread.lock().take()
+            && t.join().is_err()
+        {
+            tracing::error!("The store writer thread panicked.");
         }
     }
 

@@ -168,7 +168,7 @@ impl LimitsConfig {
                 errors.push(format!("limits.{name}: must be positive"));
             }
         }
-        if !(self.ingestion_rate >= 0.0) {
+        if self.ingestion_rate.is_nan() || self.ingestion_rate < 0.0 {
             errors.push("limits.ingestion_rate: must be zero or positive".into());
         }
         if self.ingestion_rate > 0.0 && self.ingestion_burst < self.ingestion_rate {

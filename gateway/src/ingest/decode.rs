@@ -415,7 +415,7 @@ pub fn decode_v2(buf: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     for (series, (label_refs, help_ref, unit_ref, kind)) in out.series.iter_mut().zip(pending) {
         let start = out.labels.len() as u32;
         let pairs = &refs[label_refs.start as usize..label_refs.end as usize];
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             series
                 .defect
                 .get_or_insert(Reason::invalid_symbol_reference);

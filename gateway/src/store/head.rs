@@ -235,12 +235,12 @@ impl Head {
             }
         }
         let dec = |map: &mut HashMap<Box<str>, usize>, key: Option<&str>| {
-            if let Some(k) = key {
-                if let Some(n) = map.get_mut(k) {
-                    *n -= 1;
-                    if *n == 0 {
-                        map.remove(k);
-                    }
+            if let Some(k) = key
+                && let Some(n) = map.get_mut(k)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(k);
                 }
             }
         };

@@ -47,6 +47,9 @@ enum Undo {
     Created(SeriesId),
 }
 
+/// A series found or created, or the limit that refused it (reason, series, detail).
+type Resolved = Result<Arc<MemSeries>, (Reason, (String, String))>;
+
 pub struct Writer {
     conn: Connection,
     db_path: PathBuf,
@@ -427,7 +430,7 @@ impl Writer {
         hash: u64,
         undo: &mut Vec<Undo>,
         out: &mut WriteOutcome,
-    ) -> Result<Result<Arc<MemSeries>, (Reason, (String, String))>, StoreError> {
+    ) -> Result<Resolved, StoreError> {
         if let Some(s) = self.head.lookup_labels(hash, &labels) {
             return Ok(Ok(s));
         }

@@ -188,7 +188,10 @@ fn v2_symbols_after_series_still_resolve() {
     assert_eq!(d.series_labels(&d.series[0]), &[("__name__", "m")]);
 }
 
-fn arb_series() -> impl Strategy<Value = (Vec<(String, String)>, Vec<(i64, u64)>)> {
+/// A series as label pairs and (timestamp, value bits) samples.
+type ArbSeries = (Vec<(String, String)>, Vec<(i64, u64)>);
+
+fn arb_series() -> impl Strategy<Value = ArbSeries> {
     (
         prop::collection::vec(("[a-z_]{1,8}", "\\PC{0,12}"), 0..6),
         prop::collection::vec((any::<i64>(), any::<u64>()), 0..5),
