@@ -135,6 +135,48 @@ pub fn rw_v2(series_count: usize, samples_per_series: usize, ts: i64) -> Vec<u8>
     encode_v2(&v1_to_v2(&v1_request(series_count, samples_per_series, ts)))
 }
 
+/// A label pair as raw bytes, for requests prost cannot express (invalid UTF-8).
+pub type RawLabel = (Vec<u8>, Vec<u8>);
+
+/// A series for [`raw_v1`]: raw labels and (timestamp ms, value) samples.
+pub type RawSeries = (Vec<RawLabel>, Vec<(i64, f64)>);
+
+/// Encodes a v1 `WriteRequest` by hand from raw label bytes (uncompressed protobuf), so a test
+/// can send what a well-behaved encoder never would, such as a label value that is not UTF-8.
+pub fn raw_v1(series: &[RawSeries]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn bytes_field(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
+        out.push(tag);
+        varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    let mut req = Vec::new();
+    for (labels, samples) in series {
+        let mut ts = Vec::new();
+        for (name, value) in labels {
+            let mut l = Vec::new();
+            bytes_field(&mut l, 0x0a, name); // Label.name = 1
+            bytes_field(&mut l, 0x12, value); // Label.value = 2
+            bytes_field(&mut ts, 0x0a, &l); // TimeSeries.labels = 1
+        }
+        for &(t, v) in samples {
+            let mut s = vec![0x09]; // Sample.value = 1, fixed64
+            s.extend_from_slice(&v.to_le_bytes());
+            s.push(0x10); // Sample.timestamp = 2, varint
+            varint(&mut s, t as u64);
+            bytes_field(&mut ts, 0x12, &s); // TimeSeries.samples = 2
+        }
+        bytes_field(&mut req, 0x0a, &ts); // WriteRequest.timeseries = 1
+    }
+    req
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +193,25 @@ mod tests {
         assert_eq!(req.timeseries[2].samples[1].timestamp, 2_000);
         assert_eq!(req.timeseries[2].samples[1].value, value_of(2, 1));
         assert_eq!(req.timeseries[0].labels[0].name, "__name__");
+    }
+
+    #[test]
+    fn raw_v1_matches_prost() {
+        let req = v1_request(2, 3, 1_700_000_000_000);
+        let raw: Vec<RawSeries> = req
+            .timeseries
+            .iter()
+            .map(|ts| {
+                (
+                    ts.labels
+                        .iter()
+                        .map(|l| (l.name.clone().into_bytes(), l.value.clone().into_bytes()))
+                        .collect(),
+                    ts.samples.iter().map(|s| (s.timestamp, s.value)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(raw_v1(&raw), req.encode_to_vec());
     }
 
     #[test]

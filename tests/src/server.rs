@@ -312,6 +312,11 @@ impl Promgate {
         http::export(&self.url(), selector, range, raw_bits)
     }
 
+    /// Whether `GET /-/healthy` answers 200.
+    pub fn is_healthy(&self) -> bool {
+        http::get(&format!("{}/-/healthy", self.url())).is_ok_and(|r| r.status == 200)
+    }
+
     /// `GET /metrics` as text.
     pub fn metrics(&self) -> String {
         let r = http::get(&format!("{}/metrics", self.url())).expect("GET /metrics");
