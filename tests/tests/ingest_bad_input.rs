@@ -3,6 +3,8 @@
 //! after still lands. A request mixing valid and invalid series is answered 400 naming the first
 //! bad series with counts per reason, and its valid series are stored.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use e2e::http::{self, post, post_rw_v1};
 use e2e::payload::{
     self, METRIC, RawLabel, STEP_MS, encode_v1, labels, raw_v1, series, snappy, value_of,
@@ -42,22 +44,34 @@ fn assert_rejected(pg: &Promgate, r: &Response, statuses: &[u16], words: &[&str]
     assert_valid_write_lands(pg);
 }
 
-/// promgate is healthy, and a valid write is accepted and reads back exactly.
+/// promgate is healthy, and a valid write is accepted and reads back exactly. Each call writes
+/// its own series (`job="after-N"`), so repeated calls never overlap.
 #[track_caller]
 fn assert_valid_write_lands(pg: &Promgate) {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let job = format!("after-{}", CALLS.fetch_add(1, Ordering::Relaxed));
     assert!(
         pg.is_healthy(),
         "promgate not healthy; log:\n{}",
         pg.process().log_tail()
     );
     let ts = now_ms() - 60_000;
-    let r = post_rw_v1(&pg.write_url(), rw_v1(2, 3, ts)).expect("valid write");
+    let mut req = payload::v1_request(2, 3, ts);
+    for s in &mut req.timeseries {
+        for l in &mut s.labels {
+            if l.name == "job" {
+                l.value = job.clone();
+            }
+        }
+    }
+    let r = post_rw_v1(&pg.write_url(), encode_v1(&req)).expect("valid write");
     assert_eq!(r.status, 204, "valid write after a bad one: {}", r.text());
     let got = pg
-        .export(METRIC, Some((ts, ts + 10 * STEP_MS)), false)
+        .export(&format!(r#"{{job="{job}"}}"#), None, false)
         .expect("export");
     assert_eq!(got.len(), 2, "valid series read back: {got:?}");
     for s in &got {
+        assert_eq!(s.metric["__name__"], METRIC);
         let i: usize = s.metric["series"].parse().expect("series label");
         assert_eq!(s.timestamps, vec![ts, ts + STEP_MS, ts + 2 * STEP_MS]);
         assert_eq!(s.values, (0..3).map(|j| value_of(i, j)).collect::<Vec<_>>());

@@ -19,6 +19,7 @@
 //! Usage: `cargo run --release -p e2e --bin rw-bench -- [--targets promgate,prometheus,vm]
 //! [--scenarios 10k_x10,100k_x1,500k_new] [--rounds 3] [--connections 4] [--out FILE]`
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -55,6 +56,10 @@ struct Args {
     /// Divide every scenario's series count by this (for quick checks of the bench itself).
     #[arg(long, default_value_t = 1)]
     scale_down: usize,
+    /// The promgate binary; default `$PROMGATE_BIN`, else `<workspace>/target/release/promgate`
+    /// (a debug build would measure the wrong thing; pass it here explicitly to use one).
+    #[arg(long)]
+    promgate_bin: Option<std::path::PathBuf>,
     /// Also append the markdown report to this file.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -279,11 +284,11 @@ enum Target {
 }
 
 impl Target {
-    fn start(name: &str) -> Target {
+    fn start(name: &str, promgate_bin: &Path) -> Target {
         match name {
             "promgate" => {
                 let data = tempfile::tempdir().expect("tempdir");
-                Target::Promgate(Promgate::start(data.path(), ""), data)
+                Target::Promgate(Promgate::start_bin(promgate_bin, data.path(), ""), data)
             }
             "prometheus" => Target::Prometheus(Prometheus::start("global: {}\n")),
             "vm" => Target::Vm(VictoriaMetrics::start_with_args(&[
@@ -533,6 +538,20 @@ struct TargetSummary {
 
 fn main() {
     let args = Args::parse();
+    let promgate_bin = args
+        .promgate_bin
+        .clone()
+        .or_else(|| std::env::var_os("PROMGATE_BIN").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/promgate")
+        });
+    if args.targets.iter().any(|t| t == "promgate") {
+        assert!(
+            promgate_bin.is_file(),
+            "no promgate binary at {}; build it first: cargo build --release -p gateway",
+            promgate_bin.display()
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -578,7 +597,11 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
 
-        let targets: Vec<Target> = args.targets.iter().map(|n| Target::start(n)).collect();
+        let targets: Vec<Target> = args
+            .targets
+            .iter()
+            .map(|n| Target::start(n, &promgate_bin))
+            .collect();
         let mut results: Vec<Vec<RoundResult>> = targets.iter().map(|_| Vec::new()).collect();
         for (r, bodies) in p.rounds.iter().enumerate() {
             let measured = !(p.warmup && r == 0);
