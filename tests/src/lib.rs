@@ -1,1 +1,28 @@
-//! Harness for end-to-end tests and benchmarks (filled in by the e2e work).
+//! Harness for promgate's end-to-end tests and its ingest benchmark: the built `promgate` binary
+//! started beside real peers from Debian packages (Prometheus 2.42, VictoriaMetrics), each on a
+//! free loopback port with its own temporary data directory, killed when dropped.
+//!
+//! - [`server`]: [`Promgate`], [`Prometheus`], [`VictoriaMetrics`] and the process plumbing they
+//!   share (readiness wait, logs, SIGKILL, CPU seconds from `/proc`).
+//! - [`payload`]: remote-write 1.0 and 2.0 request builders, snappy-encoded as senders send them.
+//! - [`http`]: a small blocking HTTP client and parsers for the query and export APIs.
+//!
+//! Nothing here is mocked: every test talks HTTP to a real process. Peers come from
+//! `scripts/setup.sh`; promgate from `cargo build -p gateway`.
+#![forbid(unsafe_code)]
+
+pub mod http;
+pub mod payload;
+pub mod server;
+
+pub use http::{ExportSeries, Response};
+pub use payload::{rw_v1, rw_v2};
+pub use server::{Prometheus, Promgate, VictoriaMetrics, cpu_seconds, free_port};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs what promgate's end-to-end tests and ingest benchmark need: the real peers from
+# Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node) and checks
+# the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
+# second. Fails (non-zero, with the reason) when a peer cannot be installed.
+#
+# Packages are installed without starting their services (policy-rc.d answers 101 during the
+# install) and without Recommends (prometheus recommends prometheus-node-exporter, a daemon on
+# :9100). Afterwards any of these services found running is stopped: the tests start their
+# own processes on free loopback ports and want no stray daemon holding 9090/8428/9100.
+#
+# Usage: scripts/setup.sh        (as root, or with sudo available)
+set -euo pipefail
+
+die() {
+  echo "setup.sh: error: $*" >&2
+  exit 1
+}
+note() { echo "setup.sh: $*"; }
+
+# package -> binary it must provide
+declare -A BIN=(
+  [prometheus]=/usr/bin/prometheus
+  [victoria-metrics]=/usr/bin/victoria-metrics
+)
+# Services the packages ship, and their default ports.
+SERVICES=(prometheus victoria-metrics prometheus-node-exporter)
+DEFAULT_PORTS=(9090 8428 9100)
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+fi
+as_root() {
+  if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    die "need root (or sudo) to run: $*"
+  fi
+  "${SUDO[@]}" "$@"
+}
+
+missing=()
+for pkg in "${!BIN[@]}"; do
+  if ! installed "$pkg" || [ ! -x "${BIN[$pkg]}" ]; then missing+=("$pkg"); fi
+done
+if ! command -v promtool >/dev/null 2>&1; then
+  # promtool ships in the prometheus package.
+  [[ " ${missing[*]} " == *" prometheus "* ]] || missing+=(prometheus)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; cannot install ${missing[*]}"
+  note "installing ${missing[*]} (apt-get)"
+  # Keep package scripts from starting daemons during the install.
+  policy_created=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+    policy_created=1
+  fi
+  cleanup() { if [ "$policy_created" = 1 ]; then as_root rm -f /usr/sbin/policy-rc.d; fi; }
+  trap cleanup EXIT
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+    die "apt-get update failed; cannot install ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" || die "apt-get install ${missing[*]} failed"
+  cleanup
+  trap - EXIT
+fi
+
+# Verify the peers are there and run.
+for pkg in "${!BIN[@]}"; do
+  [ -x "${BIN[$pkg]}" ] || die "$pkg is installed but ${BIN[$pkg]} is missing"
+done
+prom_version=$(/usr/bin/prometheus --version 2>&1 | head -n1) ||
+  die "/usr/bin/prometheus does not run: $prom_version"
+case "$prom_version" in
+  *"version 2.42."*) ;;
+  *) note "warning: tests and BENCHMARKS.md target Prometheus 2.42; found: $prom_version" ;;
+esac
+command -v promtool >/dev/null 2>&1 || die "promtool missing (package prometheus)"
+/usr/bin/victoria-metrics --help >/dev/null 2>&1 ||
+  /usr/bin/victoria-metrics -help 2>&1 | grep -qi victoria ||
+  die "/usr/bin/victoria-metrics does not run"
+
+# No package daemon may hold a port (Debian's postinst starts services where it can).
+for svc in "${SERVICES[@]}"; do
+  if [ -x "/etc/init.d/$svc" ] && as_root service "$svc" status >/dev/null 2>&1; then
+    note "stopping the $svc service the package started"
+    as_root service "$svc" stop >/dev/null 2>&1 || die "cannot stop service $svc"
+  fi
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    if systemctl is-active --quiet "$svc" 2>/dev/null; then
+      note "stopping and disabling systemd unit $svc"
+      as_root systemctl disable --now "$svc" >/dev/null 2>&1 || die "cannot stop unit $svc"
+    fi
+  fi
+done
+if command -v ss >/dev/null 2>&1; then
+  for port in "${DEFAULT_PORTS[@]}"; do
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+      note "warning: port $port is held by another process (tests use their own free ports)"
+    fi
+  done
+fi
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: the Rust toolchain is required"
+
+note "ok: $prom_version; victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics)"

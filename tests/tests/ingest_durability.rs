@@ -1,0 +1,158 @@
+//! A 204 means durable: write N requests (each answered 204), SIGKILL promgate right after the
+//! last answer, restart it on the same data directory, and every acknowledged sample is there
+//! with its exact bits: the stale marker NaN (0x7ff0000000000002), another NaN payload, ±Inf
+//! and -0.0 included.
+
+use std::collections::BTreeMap;
+
+use e2e::http::post_rw_v1;
+use e2e::payload::{encode_v1, labels, series};
+use e2e::{Promgate, now_ms};
+use proto::v1::WriteRequest;
+
+/// Prometheus's stale marker.
+const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+/// Go's `math.NaN()`, what an exporter's NaN gauge carries.
+const GO_NAN: u64 = 0x7ff8_0000_0000_0001;
+
+const REQUESTS: usize = 40;
+const SERIES_PER_REQUEST: usize = 25;
+const SAMPLES_PER_SERIES: usize = 4;
+
+/// series key -> (timestamp -> value bits)
+type Expected = BTreeMap<String, BTreeMap<i64, u64>>;
+
+fn key(i: usize) -> String {
+    format!(r#"durable_metric{{job="durability",series="{i}"}}"#)
+}
+
+#[test]
+fn acknowledged_samples_survive_sigkill() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut pg = Promgate::start(data.path(), "");
+    let base = now_ms() - 20 * 60_000;
+    let mut expected = Expected::new();
+
+    for r in 0..REQUESTS {
+        // Half the series repeat across requests (appends), half are new each time.
+        let mut req = WriteRequest::default();
+        for s in 0..SERIES_PER_REQUEST {
+            let i = if s % 2 == 0 {
+                s
+            } else {
+                1000 + r * SERIES_PER_REQUEST + s
+            };
+            let samples: Vec<(i64, f64)> = (0..SAMPLES_PER_SERIES)
+                .map(|j| {
+                    let t = base + ((r * SAMPLES_PER_SERIES + j) as i64) * 1000;
+                    let v = match (r * 7 + s * 3 + j) % 11 {
+                        0 => f64::from_bits(GO_NAN),
+                        1 => f64::INFINITY,
+                        2 => f64::NEG_INFINITY,
+                        3 => -0.0,
+                        4 => f64::MIN_POSITIVE,
+                        5 => 1e308,
+                        _ => (r * 1000 + s) as f64 + j as f64 / 8.0,
+                    };
+                    (t, v)
+                })
+                .collect();
+            // The last request ends its repeating series with a stale marker.
+            let mut samples = samples;
+            if r == REQUESTS - 1 && s % 2 == 0 {
+                let last = samples.last_mut().expect("samples");
+                last.1 = f64::from_bits(STALE_NAN);
+            }
+            let name_i = i.to_string();
+            let entry = expected.entry(key(i)).or_default();
+            for &(t, v) in &samples {
+                entry.insert(t, v.to_bits());
+            }
+            req.timeseries.push(series(
+                labels(&[
+                    ("__name__", "durable_metric"),
+                    ("job", "durability"),
+                    ("series", &name_i),
+                ]),
+                &samples,
+            ));
+        }
+        let resp = post_rw_v1(&pg.write_url(), encode_v1(&req)).expect("write");
+        assert_eq!(resp.status, 204, "request {r}: {}", resp.text());
+    }
+    // A crash right after the last acknowledgement: no shutdown path runs.
+    pg.kill_9();
+
+    let pg = Promgate::start(data.path(), "");
+    let got = pg
+        .export(r#"{job="durability"}"#, None, true)
+        .unwrap_or_else(|e| panic!("export after restart: {e}\n{}", pg.process().log_tail()));
+    let mut actual = Expected::new();
+    for s in &got {
+        let bits = s
+            .bits
+            .clone()
+            .unwrap_or_else(|| panic!("export with raw_bits=1 has no \"bits\" for {}", s.key()));
+        assert_eq!(bits.len(), s.timestamps.len(), "bits of {}", s.key());
+        // The decimal values agree with the bits (NaNs as "NaN").
+        for (v, b) in s.values.iter().zip(&bits) {
+            let from_bits = f64::from_bits(*b);
+            assert!(
+                v.to_bits() == *b || (v.is_nan() && from_bits.is_nan()),
+                "{}: value {v} vs bits {b:016x}",
+                s.key()
+            );
+        }
+        let map = actual.entry(s.key()).or_default();
+        for (t, b) in s.timestamps.iter().zip(bits) {
+            assert!(
+                map.insert(*t, b).is_none(),
+                "{}: duplicate timestamp {t}",
+                s.key()
+            );
+        }
+    }
+
+    let missing_series: Vec<&String> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    assert!(
+        missing_series.is_empty(),
+        "{} of {} acknowledged series lost after SIGKILL, e.g. {:?}",
+        missing_series.len(),
+        expected.len(),
+        &missing_series[..missing_series.len().min(5)]
+    );
+    let mut lost = 0;
+    let mut wrong = Vec::new();
+    for (k, want) in &expected {
+        let have = &actual[k];
+        for (t, bits) in want {
+            match have.get(t) {
+                None => lost += 1,
+                Some(b) if b != bits => wrong.push(format!("{k}@{t}: {b:016x} != {bits:016x}")),
+                Some(_) => {}
+            }
+        }
+        assert_eq!(
+            have.len(),
+            want.len(),
+            "{k}: samples stored that were never sent"
+        );
+    }
+    let total: usize = expected.values().map(BTreeMap::len).sum();
+    assert_eq!(
+        lost, 0,
+        "{lost} of {total} acknowledged samples lost after SIGKILL"
+    );
+    assert!(wrong.is_empty(), "values not bit-exact: {wrong:?}");
+    assert_eq!(total, REQUESTS * SERIES_PER_REQUEST * SAMPLES_PER_SERIES);
+    // The stale markers are there.
+    let stale = actual
+        .values()
+        .flat_map(BTreeMap::values)
+        .filter(|b| **b == STALE_NAN)
+        .count();
+    assert_eq!(stale, SERIES_PER_REQUEST.div_ceil(2));
+}
