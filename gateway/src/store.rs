@@ -58,7 +58,7 @@ pub enum Target {
     Known(Arc<MemSeries>),
     /// Not in the head when the caller looked: created by the writer (after the series
     /// limits) unless an earlier write created it meanwhile.
-    New { labels: Labels, hash: u64 },
+    New(Labels),
 }
 
 /// One series' samples in a [`WriteBatch`].
@@ -328,12 +328,8 @@ impl Appender for Store {
         for s in series {
             let start = batch.samples.len() as u32;
             batch.samples.extend_from_slice(&s.samples);
-            let hash = s.labels.fingerprint();
             batch.entries.push(Entry {
-                target: Target::New {
-                    labels: s.labels,
-                    hash,
-                },
+                target: Target::New(s.labels),
                 samples: start..batch.samples.len() as u32,
             });
         }

@@ -292,16 +292,16 @@ impl Rejections {
 }
 
 /// Formats label pairs as Prometheus prints a label set, for error messages about series that
-/// may not be valid label sets.
-pub fn describe_pairs(pairs: &[(&str, &str)]) -> String {
+/// may not be valid label sets (invalid UTF-8 shows as U+FFFD).
+pub fn describe_pairs<B: AsRef<[u8]>>(pairs: &[(B, B)]) -> String {
     let mut s = String::from("{");
     for (i, (n, v)) in pairs.iter().enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(n);
+        s.push_str(&String::from_utf8_lossy(n.as_ref()));
         s.push('=');
-        let _ = rules_engine::model::write_go_quoted(&mut s, v);
+        let _ = rules_engine::model::write_go_quoted(&mut s, &String::from_utf8_lossy(v.as_ref()));
     }
     s.push('}');
     s

@@ -24,9 +24,9 @@ use rules_engine::model::METRIC_NAME;
 use rules_engine::{Label, Labels};
 
 use super::body::{FramingError, Protocol, decompress_snappy, negotiate};
-use super::decode::{Decoded, MetadataType, decode_v1, decode_v2};
+use super::decode::{Decoded, MetadataType, decode_v1, decode_v2, labels_as_str};
 use crate::app::AppState;
-use crate::store::head::{Head, hash_pairs};
+use crate::store::head::{Head, series_key};
 use crate::store::{Entry, MetricMetadata, Target, WriteBatch, WriteOutcome};
 use crate::validate::{
     LimitsConfig, LintMode, Reason, Rejections, check_labels, describe_pairs, lint_metric_name,
@@ -403,12 +403,19 @@ pub fn prepare(
         if samples.is_empty() {
             continue;
         }
-        let hash = hash_pairs(pairs, &mut scratch);
-        let target = match reader.lookup(hash, pairs) {
+        let hash = series_key(pairs.iter().copied(), &mut scratch);
+        let target = match reader.lookup(hash, &scratch, pairs.len()) {
             Some(series) => Target::Known(series),
             None => {
+                let Some(pairs) = labels_as_str(pairs) else {
+                    p.rejected
+                        .add(Reason::invalid_utf8, samples.len() as u64, describe);
+                    continue;
+                };
                 if let Err(reason) = check_labels(limits, pairs.iter().copied()) {
-                    p.rejected.add(reason, samples.len() as u64, describe);
+                    p.rejected.add(reason, samples.len() as u64, || {
+                        (describe_pairs(&pairs), String::new())
+                    });
                     continue;
                 }
                 if limits.naming_lint != LintMode::Off {
@@ -422,17 +429,17 @@ pub fn prepare(
                         if limits.naming_lint == LintMode::Reject {
                             p.rejected
                                 .add(Reason::naming_convention, samples.len() as u64, || {
-                                    (describe_pairs(pairs), problem.clone())
+                                    (describe_pairs(&pairs), problem.clone())
                                 });
                             continue;
                         }
                         p.lint_example
-                            .get_or_insert_with(|| (describe_pairs(pairs), problem));
+                            .get_or_insert_with(|| (describe_pairs(&pairs), problem));
                     }
                 }
                 let labels =
                     Labels::from_sorted(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect());
-                Target::New { labels, hash }
+                Target::New(labels)
             }
         };
         let start = p.batch.samples.len() as u32;

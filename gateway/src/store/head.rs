@@ -32,7 +32,12 @@ pub struct MemSeries {
 }
 
 impl MemSeries {
-    pub fn new(id: SeriesId, labels: Labels, hash: u64) -> Self {
+    pub fn new(id: SeriesId, labels: Labels) -> Self {
+        let hash = labels_key(&labels, &mut Vec::new());
+        Self::with_hash(id, labels, hash)
+    }
+
+    fn with_hash(id: SeriesId, labels: Labels, hash: u64) -> Self {
         Self {
             id,
             labels,
@@ -66,25 +71,34 @@ impl MemSeries {
     }
 }
 
-/// The hash of a label set as the head keys it: xxh3 over `name 0xff value 0xff ...`, equal to
-/// [`Labels::fingerprint`] for the same pairs. `scratch` is reused between calls.
-pub fn hash_pairs(pairs: &[(&str, &str)], scratch: &mut Vec<u8>) -> u64 {
-    scratch.clear();
+/// Writes the canonical key of a label set, `name 0xff value 0xff ...`, into `key` and returns
+/// its xxh3 hash (equal to [`Labels::fingerprint`] for the same pairs).
+///
+/// Pairs arrive as unchecked bytes. A key equal to a stored series' key, from the same number
+/// of pairs, has the same fields: the stored key holds exactly two 0xff bytes per pair (valid
+/// UTF-8 never contains 0xff), so the incoming fields can contain none either and split the
+/// same way. A match therefore also proves the bytes valid UTF-8.
+pub fn series_key<'a>(
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    key: &mut Vec<u8>,
+) -> u64 {
+    key.clear();
     for (n, v) in pairs {
-        scratch.extend_from_slice(n.as_bytes());
-        scratch.push(0xff);
-        scratch.extend_from_slice(v.as_bytes());
-        scratch.push(0xff);
+        key.extend_from_slice(n);
+        key.push(0xff);
+        key.extend_from_slice(v);
+        key.push(0xff);
     }
-    xxhash_rust::xxh3::xxh3_64(scratch)
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
-fn same_pairs(labels: &Labels, pairs: &[(&str, &str)]) -> bool {
-    labels.len() == pairs.len()
-        && labels
+fn labels_key(labels: &Labels, key: &mut Vec<u8>) -> u64 {
+    series_key(
+        labels
             .iter()
-            .zip(pairs)
-            .all(|(l, (n, v))| l.name == *n && l.value == *v)
+            .map(|l| (l.name.as_bytes(), l.value.as_bytes())),
+        key,
+    )
 }
 
 /// Keys that are already hashes need no hashing again.
@@ -109,11 +123,35 @@ impl Hasher for IdentityHasher {
 
 type ByHash<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
+/// A hash-index entry. It holds the series' canonical key bytes (see [`series_key`]) itself,
+/// so a lookup costs the bucket and one `memcmp`, not a walk through the series' labels.
+struct Slot {
+    key: Box<[u8]>,
+    labels: usize,
+    series: Arc<MemSeries>,
+}
+
+impl Slot {
+    fn new(series: Arc<MemSeries>) -> Self {
+        let mut key = Vec::new();
+        labels_key(&series.labels, &mut key);
+        Self {
+            key: key.into_boxed_slice(),
+            labels: series.labels.len(),
+            series,
+        }
+    }
+
+    fn is(&self, key: &[u8], n: usize) -> bool {
+        *self.key == *key && self.labels == n
+    }
+}
+
 #[derive(Default)]
 struct Index {
-    by_hash: ByHash<Arc<MemSeries>>,
+    by_hash: ByHash<Slot>,
     /// Series whose hash another series already holds in `by_hash` (64-bit collisions).
-    collisions: ByHash<Vec<Arc<MemSeries>>>,
+    collisions: ByHash<Vec<Slot>>,
     by_id: HashMap<SeriesId, Arc<MemSeries>>,
     /// label name → value → ids, ascending.
     postings: HashMap<Box<str>, HashMap<Box<str>, Vec<SeriesId>>>,
@@ -122,15 +160,16 @@ struct Index {
 }
 
 impl Index {
-    fn lookup(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<&Arc<MemSeries>> {
+    fn lookup(&self, hash: u64, key: &[u8], n: usize) -> Option<&Arc<MemSeries>> {
         let s = self.by_hash.get(&hash)?;
-        if same_pairs(&s.labels, pairs) {
-            return Some(s);
+        if s.is(key, n) {
+            return Some(&s.series);
         }
         self.collisions
             .get(&hash)?
             .iter()
-            .find(|s| same_pairs(&s.labels, pairs))
+            .find(|s| s.is(key, n))
+            .map(|s| &s.series)
     }
 }
 
@@ -144,16 +183,10 @@ pub struct Head {
 pub struct HeadReader<'a>(RwLockReadGuard<'a, Index>);
 
 impl HeadReader<'_> {
-    pub fn lookup(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<Arc<MemSeries>> {
-        self.0.lookup(hash, pairs).cloned()
+    /// The series whose key (from [`series_key`]) and label count are these.
+    pub fn lookup(&self, hash: u64, key: &[u8], n: usize) -> Option<Arc<MemSeries>> {
+        self.0.lookup(hash, key, n).cloned()
     }
-}
-
-fn pairs_of(labels: &Labels) -> Vec<(&str, &str)> {
-    labels
-        .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
-        .collect()
 }
 
 impl Head {
@@ -161,8 +194,10 @@ impl Head {
         HeadReader(self.index.read())
     }
 
-    pub fn lookup_labels(&self, hash: u64, labels: &Labels) -> Option<Arc<MemSeries>> {
-        self.index.read().lookup(hash, &pairs_of(labels)).cloned()
+    pub fn lookup_labels(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
+        let mut key = Vec::new();
+        let hash = labels_key(labels, &mut key);
+        self.index.read().lookup(hash, &key, labels.len()).cloned()
     }
 
     pub fn get(&self, id: SeriesId) -> Option<Arc<MemSeries>> {
@@ -207,11 +242,13 @@ impl Head {
             *ix.per_job.entry(j.into()).or_default() += 1;
         }
         ix.by_id.insert(series.id, series.clone());
-        match ix.by_hash.get(&series.hash) {
+        let hash = series.hash;
+        let slot = Slot::new(series);
+        match ix.by_hash.get(&hash) {
             None => {
-                ix.by_hash.insert(series.hash, series);
+                ix.by_hash.insert(hash, slot);
             }
-            Some(_) => ix.collisions.entry(series.hash).or_default().push(series),
+            Some(_) => ix.collisions.entry(hash).or_default().push(slot),
         }
     }
 
@@ -247,7 +284,7 @@ impl Head {
         dec(&mut ix.per_metric, series.labels.metric_name());
         dec(&mut ix.per_job, series.labels.get("job"));
         let hash = series.hash;
-        if ix.by_hash.get(&hash).is_some_and(|s| s.id == id) {
+        if ix.by_hash.get(&hash).is_some_and(|s| s.series.id == id) {
             ix.by_hash.remove(&hash);
             // Promote a colliding series, if any, to the primary slot.
             let next = ix.collisions.get_mut(&hash).and_then(Vec::pop);
@@ -258,7 +295,7 @@ impl Head {
                 ix.by_hash.insert(hash, next);
             }
         } else if let Some(list) = ix.collisions.get_mut(&hash) {
-            list.retain(|s| s.id != id);
+            list.retain(|s| s.series.id != id);
             if list.is_empty() {
                 ix.collisions.remove(&hash);
             }
@@ -384,16 +421,42 @@ mod tests {
     use super::*;
 
     fn series(id: SeriesId, pairs: &[(&str, &str)]) -> Arc<MemSeries> {
-        let labels = Labels::from_pairs(pairs.iter().copied()).unwrap();
-        let hash = hash_pairs(pairs, &mut Vec::new());
-        Arc::new(MemSeries::new(id, labels, hash))
+        Arc::new(MemSeries::new(
+            id,
+            Labels::from_pairs(pairs.iter().copied()).unwrap(),
+        ))
+    }
+
+    fn raw<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+    }
+
+    fn lookup(head: &Head, pairs: &[(&str, &str)]) -> Option<Arc<MemSeries>> {
+        let mut key = Vec::new();
+        let hash = series_key(raw(pairs), &mut key);
+        head.reader().lookup(hash, &key, pairs.len())
     }
 
     #[test]
     fn hash_matches_labels_fingerprint() {
         let pairs = [("__name__", "up"), ("job", "x")];
         let labels = Labels::from_pairs(pairs).unwrap();
-        assert_eq!(hash_pairs(&pairs, &mut Vec::new()), labels.fingerprint());
+        assert_eq!(
+            series_key(raw(&pairs), &mut Vec::new()),
+            labels.fingerprint()
+        );
+    }
+
+    #[test]
+    fn a_key_with_extra_separators_never_matches() {
+        let head = Head::default();
+        head.insert(series(1, &[("a", "b"), ("c", "d")]));
+        assert_eq!(lookup(&head, &[("a", "b"), ("c", "d")]).unwrap().id, 1);
+        // Same key bytes from one (invalid UTF-8) pair.
+        let bad: [(&[u8], &[u8]); 1] = [(b"a", b"b\xffc\xffd")];
+        let mut key = Vec::new();
+        let hash = series_key(bad, &mut key);
+        assert!(head.reader().lookup(hash, &key, 1).is_none());
     }
 
     #[test]
@@ -437,37 +500,25 @@ mod tests {
         assert!(head.is_empty());
         assert_eq!(head.postings_len("job"), 0);
         assert_eq!(head.counts_for(Some("up"), Some("a")), (0, 0));
-        assert!(
-            head.reader()
-                .lookup(s.hash, &[("__name__", "up"), ("job", "a")])
-                .is_none()
-        );
+        assert!(lookup(&head, &[("__name__", "up"), ("job", "a")]).is_none());
     }
 
     #[test]
     fn colliding_hashes_are_told_apart() {
         let head = Head::default();
-        let a = Arc::new(MemSeries::new(
-            1,
-            Labels::from_pairs([("__name__", "a")]).unwrap(),
-            42,
-        ));
-        let b = Arc::new(MemSeries::new(
-            2,
-            Labels::from_pairs([("__name__", "b")]).unwrap(),
-            42,
-        ));
+        let forced = |id, name: &str| {
+            let labels = Labels::from_pairs([("__name__", name)]).unwrap();
+            let mut key = Vec::new();
+            labels_key(&labels, &mut key);
+            (Arc::new(MemSeries::with_hash(id, labels, 42)), key)
+        };
+        let (a, key_a) = forced(1, "a");
+        let (b, key_b) = forced(2, "b");
         head.insert(a);
         head.insert(b);
-        assert_eq!(
-            head.reader().lookup(42, &[("__name__", "b")]).unwrap().id,
-            2
-        );
+        assert_eq!(head.reader().lookup(42, &key_b, 1).unwrap().id, 2);
         head.remove(1);
-        assert_eq!(
-            head.reader().lookup(42, &[("__name__", "b")]).unwrap().id,
-            2
-        );
-        assert!(head.reader().lookup(42, &[("__name__", "a")]).is_none());
+        assert_eq!(head.reader().lookup(42, &key_b, 1).unwrap().id, 2);
+        assert!(head.reader().lookup(42, &key_a, 1).is_none());
     }
 }

@@ -40,10 +40,7 @@ fn batch(series: &[(&Labels, &[(i64, f64)])]) -> WriteBatch {
         b.samples
             .extend(samples.iter().map(|&(t, v)| Sample::new(t, v)));
         b.entries.push(Entry {
-            target: Target::New {
-                labels: (*l).clone(),
-                hash: l.fingerprint(),
-            },
+            target: Target::New((*l).clone()),
             samples: start..b.samples.len() as u32,
         });
     }

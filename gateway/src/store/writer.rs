@@ -111,9 +111,8 @@ impl Writer {
                 let labels = codec::decode_labels(
                     row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
                 )?;
-                let hash = labels.fingerprint();
                 self.head
-                    .insert(Arc::new(MemSeries::new(id as SeriesId, labels, hash)));
+                    .insert(Arc::new(MemSeries::new(id as SeriesId, labels)));
                 max_id = max_id.max(id as SeriesId);
             }
         }
@@ -344,8 +343,8 @@ impl Writer {
             let resolved = match entry.target {
                 Target::Known(s) if !s.is_retired() => Ok(s),
                 // Retention retired it after the caller resolved it: create it again.
-                Target::Known(s) => self.resolve_new(s.labels.clone(), s.hash, undo, &mut out)?,
-                Target::New { labels, hash } => self.resolve_new(labels, hash, undo, &mut out)?,
+                Target::Known(s) => self.resolve_new(s.labels.clone(), undo, &mut out)?,
+                Target::New(labels) => self.resolve_new(labels, undo, &mut out)?,
             };
             let series = match resolved {
                 Ok(s) => s,
@@ -355,7 +354,8 @@ impl Writer {
                 }
             };
             let slot = touched.len();
-            touched.push(series.clone());
+            touched.push(series);
+            let series = &touched[slot];
             accepted.clear();
             {
                 let mut data = series.samples.lock();
@@ -427,11 +427,10 @@ impl Writer {
     fn resolve_new(
         &mut self,
         labels: rules_engine::Labels,
-        hash: u64,
         undo: &mut Vec<Undo>,
         out: &mut WriteOutcome,
     ) -> Result<Resolved, StoreError> {
-        if let Some(s) = self.head.lookup_labels(hash, &labels) {
+        if let Some(s) = self.head.lookup_labels(&labels) {
             return Ok(Ok(s));
         }
         let l = &self.limits;
@@ -476,7 +475,7 @@ impl Writer {
             .prepare_cached("INSERT INTO series (id, labels) VALUES (?1, ?2)")?
             .execute(params![id as i64, blob])?;
         self.next_id += 1;
-        let series = Arc::new(MemSeries::new(id, labels, hash));
+        let series = Arc::new(MemSeries::new(id, labels));
         self.head.insert(series.clone());
         undo.push(Undo::Created(id));
         out.series_created += 1;

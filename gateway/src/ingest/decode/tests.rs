@@ -4,6 +4,10 @@ use proto::{v1, v2};
 
 use super::*;
 
+fn strs<'a>(pairs: &[RawLabel<'a>]) -> Vec<(&'a str, &'a str)> {
+    labels_as_str(pairs).expect("valid UTF-8")
+}
+
 fn v1_series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::TimeSeries {
     v1::TimeSeries {
         labels: labels
@@ -48,8 +52,8 @@ fn v1_decodes_labels_samples_and_metadata() {
     let d = decode_v1(&buf).unwrap();
     assert_eq!(d.series.len(), 2);
     assert_eq!(
-        d.series_labels(&d.series[0]),
-        &[("__name__", "up"), ("job", "a")]
+        strs(d.series_labels(&d.series[0])),
+        [("__name__", "up"), ("job", "a")]
     );
     assert_eq!(
         d.series_samples(&d.series[0]),
@@ -79,12 +83,12 @@ fn v1_counts_histograms_and_exemplars_and_flags_bad_utf8() {
     .encode_to_vec();
     let d = decode_v1(&buf).unwrap();
     assert_eq!((d.series[0].histograms, d.series[0].exemplars), (1, 1));
-    // Corrupt the "zz" value into invalid UTF-8: only that series is flagged.
+    // Invalid UTF-8 decodes (it is checked per series later): only that series is affected.
     let pos = buf.windows(2).position(|w| w == b"zz").unwrap();
     buf[pos] = 0xff;
     let d = decode_v1(&buf).unwrap();
-    assert_eq!(d.series[1].defect, Some(Reason::invalid_utf8));
-    assert_eq!(d.series[0].defect, None);
+    assert!(labels_as_str(d.series_labels(&d.series[1])).is_none());
+    assert!(labels_as_str(d.series_labels(&d.series[0])).is_some());
 }
 
 #[test]
@@ -135,8 +139,8 @@ fn v2_resolves_symbols_and_metadata() {
     let buf = req.encode_to_vec();
     let d = decode_v2(&buf).unwrap();
     assert_eq!(
-        d.series_labels(&d.series[0]),
-        &[("__name__", "req_total"), ("job", "api")]
+        strs(d.series_labels(&d.series[0])),
+        [("__name__", "req_total"), ("job", "api")]
     );
     assert_eq!(d.series[0].kind, Some(MetricKind::Counter));
     assert_eq!(d.metadata[0].help, "Requests.");
@@ -185,7 +189,7 @@ fn v2_symbols_after_series_still_resolve() {
         buf.extend_from_slice(s.as_bytes());
     }
     let d = decode_v2(&buf).unwrap();
-    assert_eq!(d.series_labels(&d.series[0]), &[("__name__", "m")]);
+    assert_eq!(strs(d.series_labels(&d.series[0])), [("__name__", "m")]);
 }
 
 /// A series as label pairs and (timestamp, value bits) samples.
@@ -213,7 +217,7 @@ proptest! {
         let d = decode_v1(&buf).unwrap();
         prop_assert_eq!(d.series.len(), series.len());
         for (ds, (l, s)) in d.series.iter().zip(&series) {
-            let got: Vec<(String, String)> = d.series_labels(ds).iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            let got: Vec<(String, String)> = strs(d.series_labels(ds)).iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
             prop_assert_eq!(&got, l);
             let got: Vec<(i64, u64)> = d.series_samples(ds).iter().map(|x| (x.t.0, x.v.to_bits())).collect();
             prop_assert_eq!(&got, s);
@@ -241,7 +245,7 @@ proptest! {
         let buf = v2::Request { symbols, timeseries }.encode_to_vec();
         let d = decode_v2(&buf).unwrap();
         for (ds, (l, s)) in d.series.iter().zip(&series) {
-            let got: Vec<(String, String)> = d.series_labels(ds).iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            let got: Vec<(String, String)> = strs(d.series_labels(ds)).iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
             prop_assert_eq!(&got, l);
             let got: Vec<(i64, u64)> = d.series_samples(ds).iter().map(|x| (x.t.0, x.v.to_bits())).collect();
             prop_assert_eq!(&got, s);
