@@ -80,10 +80,9 @@ fn acknowledged_samples_survive_sigkill() {
         let resp = post_rw_v1(&pg.write_url(), encode_v1(&req)).expect("write");
         assert_eq!(resp.status, 204, "request {r}: {}", resp.text());
     }
-    // A crash right after the last acknowledgement: no shutdown path runs.
-    pg.kill_9();
-
-    let pg = Promgate::start(data.path(), "");
+    // A crash right after the last acknowledgement (SIGKILL: no shutdown path runs), then a
+    // start on the same data directory.
+    pg.restart();
     let got = pg
         .export(r#"{job="durability"}"#, None, true)
         .unwrap_or_else(|e| panic!("export after restart: {e}\n{}", pg.process().log_tail()));
