@@ -2,8 +2,12 @@
 //! durable SQLite window, and self-metrics. Assembles `rules-engine` and `proto`.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod serve;
+pub mod store;
 pub mod telemetry;
 pub mod validate;

@@ -168,7 +168,7 @@ impl LimitsConfig {
                 errors.push(format!("limits.{name}: must be positive"));
             }
         }
-        if !(self.ingestion_rate >= 0.0) {
+        if self.ingestion_rate.is_nan() || self.ingestion_rate < 0.0 {
             errors.push("limits.ingestion_rate: must be zero or positive".into());
         }
         if self.ingestion_rate > 0.0 && self.ingestion_burst < self.ingestion_rate {
@@ -232,6 +232,79 @@ pub fn check_labels<'a>(
     } else {
         Err(Reason::missing_metric_name)
     }
+}
+
+/// What was rejected in one request: samples per reason, and the first offending series.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Rejections {
+    pub counts: std::collections::BTreeMap<Reason, u64>,
+    /// The first offending series (as `{name="value", ...}`), its reason and a detail.
+    pub first: Option<(String, Reason, String)>,
+}
+
+impl Rejections {
+    /// Records `n` rejected samples; `describe` names the series, called for the first only.
+    pub fn add(&mut self, reason: Reason, n: u64, describe: impl FnOnce() -> (String, String)) {
+        if n == 0 {
+            return;
+        }
+        *self.counts.entry(reason).or_default() += n;
+        if self.first.is_none() {
+            let (series, detail) = describe();
+            self.first = Some((series, reason, detail));
+        }
+    }
+
+    pub fn merge(&mut self, other: Rejections) {
+        for (r, n) in other.counts {
+            *self.counts.entry(r).or_default() += n;
+        }
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// The answer's body: counts per reason, then the first offending series.
+    pub fn message(&self) -> String {
+        let counts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(r, n)| format!("{r}: {n}"))
+            .collect();
+        let mut msg = format!("{} samples rejected ({})", self.total(), counts.join(", "));
+        if let Some((series, reason, detail)) = &self.first {
+            msg.push_str(&format!("; first: series {series}: {reason}"));
+            if !detail.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(detail);
+            }
+        }
+        msg
+    }
+}
+
+/// Formats label pairs as Prometheus prints a label set, for error messages about series that
+/// may not be valid label sets.
+pub fn describe_pairs(pairs: &[(&str, &str)]) -> String {
+    let mut s = String::from("{");
+    for (i, (n, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(n);
+        s.push('=');
+        let _ = rules_engine::model::write_go_quoted(&mut s, v);
+    }
+    s.push('}');
+    s
 }
 
 /// The metric type a sender declared (remote-write metadata), as far as the lint needs it.
@@ -360,6 +433,22 @@ mod tests {
             c(&[("__name__", "u"), ("a", "1234")]),
             Err(Reason::label_value_too_long)
         );
+    }
+
+    #[test]
+    fn rejections_report_counts_and_first_series() {
+        let mut r = Rejections::default();
+        r.add(Reason::out_of_order, 2, || {
+            ("{a=\"1\"}".into(), "sample at 5 is older than 9".into())
+        });
+        r.add(Reason::too_old, 1, || {
+            unreachable!("only the first is described")
+        });
+        assert_eq!(
+            r.message(),
+            "3 samples rejected (too_old: 1, out_of_order: 2); first: series {a=\"1\"}: out_of_order: sample at 5 is older than 9"
+        );
+        assert_eq!(describe_pairs(&[("a", "x\"")]), r#"{a="x\""}"#);
     }
 
     #[test]

@@ -1,0 +1,5 @@
+//! The Prometheus-style HTTP API over the window.
+
+pub mod error;
+pub mod params;
+pub mod series;

@@ -1,0 +1,130 @@
+//! The HTTP application: shared state and the router.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+
+use crate::api;
+use crate::config::Config;
+use crate::ingest::remote_write::{self, IngestMetrics, TokenBucket};
+use crate::store::Store;
+use crate::telemetry::HttpMetrics;
+use crate::validate::LimitsConfig;
+
+/// Everything handlers share. The store is set once it has opened, so `/-/healthy` answers
+/// while the window is still being loaded.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub limits: Arc<LimitsConfig>,
+    store: OnceLock<Arc<Store>>,
+    pub registry: Registry,
+    pub ingest: IngestMetrics,
+    pub http: HttpMetrics,
+    pub rate_limit: Option<Mutex<TokenBucket>>,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+/// Minimum time between two repeats of a throttled warning.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        registry: Registry,
+        ingest: IngestMetrics,
+        http: HttpMetrics,
+    ) -> Self {
+        let limits = Arc::new(config.limits.clone());
+        let rate_limit = (limits.ingestion_rate > 0.0).then(|| {
+            Mutex::new(TokenBucket::new(
+                limits.ingestion_rate,
+                limits.ingestion_burst,
+            ))
+        });
+        Self {
+            config,
+            limits,
+            store: OnceLock::new(),
+            registry,
+            ingest,
+            http,
+            rate_limit,
+            last_warning: Mutex::new(None),
+        }
+    }
+
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.store.get().cloned()
+    }
+
+    /// Marks the store open; from then on `/-/ready` answers 200.
+    pub fn set_store(&self, store: Arc<Store>) {
+        let _ = self.store.set(store);
+    }
+
+    /// Runs `log` at most once per [`WARN_EVERY`].
+    pub fn warn_throttled(&self, log: impl FnOnce()) {
+        let mut last = self.last_warning.lock();
+        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            drop(last);
+            log();
+        }
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(remote_write::remote_write))
+        .route(
+            "/api/v1/series",
+            get(api::series::series).post(api::series::series),
+        )
+        .route(
+            "/api/v1/export",
+            get(api::series::export).post(api::series::export),
+        )
+        .route("/metrics", get(crate::telemetry::metrics_handler))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        // Bodies are capped where they are read (with a message naming the limit); axum's own
+        // 2 MB default would refuse remote-write requests first.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "Healthy.\n"
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.store().is_some() {
+        (StatusCode::OK, "Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Loading the window.\n").into_response()
+    }
+}
+
+/// Counts requests and their duration by route and status.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .http
+        .observe(handler, resp.status().as_u16(), started.elapsed());
+    resp
+}

@@ -1,0 +1,358 @@
+//! The durable window: SQLite (WAL) as the record, the in-memory [`head::Head`] as the index
+//! and the read path.
+//!
+//! Every accepted sample is written once, inside the commit that acknowledges it, as part of a
+//! compact per-group record (`log` table); new series get a row in `series`. A request is
+//! answered only after its group's transaction committed, so a crash or SIGKILL after a 2xx
+//! loses nothing: at start the head is rebuilt from `series` and the records. One writer
+//! thread owns the write connection and commits groups of queued requests together (group
+//! commit), which is what lets one SQLite writer keep up with many senders: the cost of a
+//! commit is paid once per group, not per sample or per request.
+
+pub mod codec;
+pub mod head;
+mod writer;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use promql_parser::label::Matcher;
+use rules_engine::storage::{Appender, Queryable, Series, StorageError, TimeRange};
+use rules_engine::{Labels, Sample};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::StorageConfig;
+use crate::validate::{LimitsConfig, Rejections};
+use head::{Head, MemSeries};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database content: {0}")]
+    Corrupt(#[from] codec::CorruptBlob),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database schema version {0} is newer than this promgate understands (1)")]
+    SchemaVersion(i64),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+}
+
+/// The series a batch entry writes to.
+#[derive(Debug)]
+pub enum Target {
+    /// Resolved by the caller against the head.
+    Known(Arc<MemSeries>),
+    /// Not in the head when the caller looked: created by the writer (after the series
+    /// limits) unless an earlier write created it meanwhile.
+    New { labels: Labels, hash: u64 },
+}
+
+/// One series' samples in a [`WriteBatch`].
+#[derive(Debug)]
+pub struct Entry {
+    pub target: Target,
+    pub samples: Range<u32>,
+}
+
+/// Metadata a sender declared for a metric family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricMetadata {
+    pub kind: &'static str,
+    pub help: String,
+    pub unit: String,
+}
+
+/// A validated write, applied atomically.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub entries: Vec<Entry>,
+    pub samples: Vec<Sample>,
+    pub metadata: Vec<(String, MetricMetadata)>,
+}
+
+/// What the writer did with a batch.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    pub accepted: u64,
+    pub series_created: u64,
+    pub rejected: Rejections,
+}
+
+/// The store's self-metrics.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    pub commits: Counter,
+    pub commit_failures: Counter,
+    pub commit_seconds: Histogram,
+    pub requests_per_commit: Histogram,
+    pub active_series: Gauge,
+    pub series_created: Counter,
+    pub series_retired: Counter,
+    pub samples_in_memory: Gauge,
+    pub retention_deleted_samples: Counter,
+    pub database_bytes: Gauge,
+}
+
+impl StoreMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            commits: Counter::default(),
+            commit_failures: Counter::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            requests_per_commit: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            active_series: Gauge::default(),
+            series_created: Counter::default(),
+            series_retired: Counter::default(),
+            samples_in_memory: Gauge::default(),
+            retention_deleted_samples: Counter::default(),
+            database_bytes: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("store");
+        r.register(
+            "commits",
+            "Transactions committed by the writer",
+            m.commits.clone(),
+        );
+        r.register(
+            "commit_failures",
+            "Transactions that failed; their requests were answered 503 and undone",
+            m.commit_failures.clone(),
+        );
+        r.register(
+            "commit_duration_seconds",
+            "Time to apply and commit one group of writes",
+            m.commit_seconds.clone(),
+        );
+        r.register(
+            "requests_per_commit",
+            "Write requests committed together in one transaction",
+            m.requests_per_commit.clone(),
+        );
+        r.register(
+            "active_series",
+            "Series in the window",
+            m.active_series.clone(),
+        );
+        r.register("series_created", "Series created", m.series_created.clone());
+        r.register(
+            "series_retired",
+            "Series removed because retention deleted all their samples",
+            m.series_retired.clone(),
+        );
+        r.register(
+            "samples_in_memory",
+            "Samples held in the window",
+            m.samples_in_memory.clone(),
+        );
+        r.register(
+            "retention_deleted_samples",
+            "Samples deleted by retention",
+            m.retention_deleted_samples.clone(),
+        );
+        r.register(
+            "database_size_bytes",
+            "Size of the SQLite database and its WAL",
+            m.database_bytes.clone(),
+        );
+        m
+    }
+}
+
+/// Counts from one retention pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionStats {
+    pub samples_deleted: u64,
+    pub series_retired: u64,
+    pub records_deleted: u64,
+}
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    head: Arc<Head>,
+    metadata: Arc<RwLock<std::collections::HashMap<String, MetricMetadata>>>,
+    tx: Mutex<Option<mpsc::Sender<writer::Msg>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database under `cfg.path`, rebuilds the head from it and starts
+    /// the writer thread. Blocking: call from a blocking context.
+    pub fn open(
+        cfg: &StorageConfig,
+        limits: Arc<LimitsConfig>,
+        metrics: StoreMetrics,
+        now_ms: i64,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&cfg.path).map_err(|source| StoreError::DataDir {
+            path: cfg.path.display().to_string(),
+            source,
+        })?;
+        let db_path = cfg.path.join("promgate.db");
+        let head = Arc::new(Head::default());
+        let metadata = Arc::new(RwLock::new(std::collections::HashMap::new()));
+        let retention_ms = i64::try_from(cfg.retention.as_millis()).unwrap_or(i64::MAX);
+        let w = writer::Writer::open(
+            &db_path,
+            cfg.fsync,
+            head.clone(),
+            metadata.clone(),
+            limits,
+            metrics,
+            now_ms.saturating_sub(retention_ms),
+        )?;
+        let (tx, rx) = mpsc::channel(256);
+        let thread = std::thread::Builder::new()
+            .name("promgate-writer".into())
+            .spawn(move || w.run(rx))
+            .map_err(|source| StoreError::DataDir {
+                path: db_path.display().to_string(),
+                source,
+            })?;
+        Ok(Self {
+            head,
+            metadata,
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// Declared metadata per metric family.
+    pub fn metadata(&self) -> Vec<(String, MetricMetadata)> {
+        let mut v: Vec<_> = self
+            .metadata
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<writer::Msg>, StoreError> {
+        self.tx.lock().clone().ok_or(StoreError::Closed)
+    }
+
+    /// Applies a batch; resolves once it is committed (durable) or failed (undone).
+    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(writer::Msg::Write(batch, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Store::write`] for blocking callers (rule evaluation threads).
+    pub fn write_blocking(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .blocking_send(writer::Msg::Write(batch, reply))
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes samples older than `cutoff_ms` and retires series left without samples.
+    pub async fn apply_retention(&self, cutoff_ms: i64) -> Result<RetentionStats, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(writer::Msg::Retention(cutoff_ms, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops accepting writes, lets the writer finish what is queued, and closes the database.
+    /// Blocking.
+    pub fn close(&self) {
+        self.tx.lock().take();
+        if let Some(t) = self.thread.lock().take()
+            && t.join().is_err()
+        {
+            tracing::error!("The store writer thread panicked.");
+        }
+    }
+
+    /// The series `matchers` select, with their samples in `range`.
+    pub fn select_series(&self, matchers: &[Matcher], range: TimeRange) -> Vec<Series> {
+        self.head
+            .select(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let samples = s.samples_in(range.start.0, range.end.0);
+                (!samples.is_empty()).then(|| Series {
+                    labels: s.labels.clone(),
+                    samples,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Queryable for Store {
+    fn select(&self, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Series>, StorageError> {
+        Ok(self.select_series(matchers, range))
+    }
+
+    fn series(&self, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, StorageError> {
+        Ok(self
+            .head
+            .select(matchers)
+            .into_iter()
+            .filter(|s| s.has_samples_in(range.start.0, range.end.0))
+            .map(|s| s.labels.clone())
+            .collect())
+    }
+}
+
+impl Appender for Store {
+    fn append(&self, series: Vec<Series>) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        for s in series {
+            let start = batch.samples.len() as u32;
+            batch.samples.extend_from_slice(&s.samples);
+            let hash = s.labels.fingerprint();
+            batch.entries.push(Entry {
+                target: Target::New {
+                    labels: s.labels,
+                    hash,
+                },
+                samples: start..batch.samples.len() as u32,
+            });
+        }
+        let out = self
+            .write_blocking(batch)
+            .map_err(|e| StorageError::Unavailable(Box::new(e)))?;
+        if out.rejected.is_empty() {
+            Ok(())
+        } else {
+            Err(StorageError::Refused(out.rejected.message()))
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,28 @@
+-- promgate's SQLite window, schema version 1 (PRAGMA user_version).
+-- series: one row per active series, labels encoded by store::codec::encode_labels.
+CREATE TABLE IF NOT EXISTS series (
+    id     INTEGER PRIMARY KEY,
+    labels BLOB NOT NULL
+);
+-- log: one row per committed group of writes, samples encoded by store::codec::encode_entry.
+-- Rows whose newest sample is older than the retention are deleted.
+CREATE TABLE IF NOT EXISTS log (
+    seq    INTEGER PRIMARY KEY,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    data   BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_max_ts ON log (max_ts);
+-- metadata: the type, help and unit senders declared per metric family.
+CREATE TABLE IF NOT EXISTS metadata (
+    metric TEXT PRIMARY KEY,
+    type   TEXT NOT NULL,
+    help   TEXT NOT NULL,
+    unit   TEXT NOT NULL
+) WITHOUT ROWID;
+-- meta: store bookkeeping (next_series_id, so ids are never reused).
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+PRAGMA user_version = 1;

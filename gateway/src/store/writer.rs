@@ -1,0 +1,590 @@
+//! The writer thread: owns the SQLite write connection, applies batches to the head and
+//! commits them in groups. See the `store` module doc for the design.
+//!
+//! A group's samples are applied to the head before its transaction commits (the head is the
+//! only place out-of-order and duplicate checks can be made) and undone if the commit fails,
+//! so after a failure the head again equals the database. Queries may, for the length of one
+//! commit, see samples whose write is not yet acknowledged; they never see one that is lost.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use rules_engine::Sample;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{self, encode_entry};
+use super::head::{Head, MemSeries, SeriesId};
+use super::{
+    MetricMetadata, RetentionStats, StoreError, StoreMetrics, Target, WriteBatch, WriteOutcome,
+};
+use crate::validate::{LimitsConfig, Reason};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+/// Most write requests committed in one transaction.
+const MAX_GROUP: usize = 64;
+const SIZE_REFRESH: Duration = Duration::from_secs(5);
+
+pub enum Msg {
+    Write(
+        WriteBatch,
+        oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    ),
+    Retention(i64, oneshot::Sender<Result<RetentionStats, StoreError>>),
+}
+
+/// How to undo one change to the head.
+enum Undo {
+    /// A sample pushed at the end of `touched[i]`.
+    Pushed(usize),
+    /// A sample inserted at this timestamp into `touched[i]` (out-of-order window).
+    Inserted(usize, i64),
+    /// A series created.
+    Created(SeriesId),
+}
+
+/// A series found or created, or the limit that refused it (reason, series, detail).
+type Resolved = Result<Arc<MemSeries>, (Reason, (String, String))>;
+
+pub struct Writer {
+    conn: Connection,
+    db_path: PathBuf,
+    head: Arc<Head>,
+    metadata: Arc<RwLock<HashMap<String, MetricMetadata>>>,
+    limits: Arc<LimitsConfig>,
+    metrics: StoreMetrics,
+    next_id: SeriesId,
+    last_size_check: Instant,
+}
+
+impl Writer {
+    /// Opens the database, applies the schema and rebuilds the head, dropping samples older
+    /// than `cutoff_ms`.
+    pub fn open(
+        db_path: &Path,
+        fsync: bool,
+        head: Arc<Head>,
+        metadata: Arc<RwLock<HashMap<String, MetricMetadata>>>,
+        limits: Arc<LimitsConfig>,
+        metrics: StoreMetrics,
+        cutoff_ms: i64,
+    ) -> Result<Self, StoreError> {
+        let conn = Connection::open(db_path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+        // Fewer, larger checkpoints: the WAL absorbs bursts and is folded in the background
+        // of the writer's idle time rather than every 4 MB.
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
+        conn.pragma_update(None, "cache_size", -65536)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion(version));
+        }
+        conn.execute_batch(SCHEMA)?;
+        let mut w = Self {
+            conn,
+            db_path: db_path.to_path_buf(),
+            head,
+            metadata,
+            limits,
+            metrics,
+            next_id: 1,
+            last_size_check: Instant::now(),
+        };
+        w.load(cutoff_ms)?;
+        w.refresh_size();
+        Ok(w)
+    }
+
+    fn load(&mut self, cutoff_ms: i64) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let mut max_id = 0;
+        {
+            let mut stmt = self.conn.prepare("SELECT id, labels FROM series")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                let labels = codec::decode_labels(
+                    row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
+                )?;
+                let hash = labels.fingerprint();
+                self.head
+                    .insert(Arc::new(MemSeries::new(id as SeriesId, labels, hash)));
+                max_id = max_id.max(id as SeriesId);
+            }
+        }
+        let stored_next: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'next_series_id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        self.next_id = (max_id + 1).max(stored_next.unwrap_or(1) as SeriesId);
+
+        let (mut samples, mut orphans) = (0u64, 0u64);
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT data FROM log WHERE max_ts >= ?1 ORDER BY seq")?;
+            let mut rows = stmt.query([cutoff_ms])?;
+            while let Some(row) = rows.next()? {
+                codec::decode_record(
+                    row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?,
+                    |id, batch| {
+                        let keep = batch.iter().filter(|s| s.t.0 >= cutoff_ms);
+                        match self.head.get(id) {
+                            Some(series) => {
+                                let mut data = series.samples.lock();
+                                for s in keep {
+                                    samples += 1;
+                                    match data.last() {
+                                        Some(last) if last.t >= s.t => {
+                                            match data.binary_search_by(|x| x.t.cmp(&s.t)) {
+                                                Ok(i) => data[i] = *s,
+                                                Err(i) => data.insert(i, *s),
+                                            }
+                                        }
+                                        _ => data.push(*s),
+                                    }
+                                }
+                            }
+                            None => orphans += keep.count() as u64,
+                        }
+                    },
+                )?;
+            }
+        }
+        if orphans > 0 {
+            tracing::warn!(
+                orphans,
+                "Records referenced series missing from the database; their samples were skipped."
+            );
+        }
+        {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT metric, type, help, unit FROM metadata")?;
+            let mut rows = stmt.query([])?;
+            let mut md = self.metadata.write();
+            while let Some(row) = rows.next()? {
+                let kind: String = row.get(1)?;
+                md.insert(
+                    row.get(0)?,
+                    MetricMetadata {
+                        kind: metadata_kind(&kind),
+                        help: row.get(2)?,
+                        unit: row.get(3)?,
+                    },
+                );
+            }
+        }
+        // Series whose samples all fell out of the retention while promgate was down.
+        self.retain(cutoff_ms)?;
+        let in_memory: usize = self.head.all().iter().map(|s| s.samples.lock().len()).sum();
+        self.metrics.samples_in_memory.set(in_memory as i64);
+        tracing::info!(
+            series = self.head.len(),
+            samples,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Loaded the window from the database."
+        );
+        Ok(())
+    }
+
+    /// Runs until every sender is gone, then lets SQLite checkpoint and close.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut pending: Option<Msg> = None;
+        loop {
+            let first = match pending.take() {
+                Some(m) => m,
+                None => match rx.blocking_recv() {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            match first {
+                Msg::Retention(cutoff, reply) => {
+                    let _ = reply.send(self.retain(cutoff));
+                }
+                Msg::Write(batch, reply) => {
+                    let mut group = vec![(batch, reply)];
+                    while group.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(Msg::Write(b, r)) => group.push((b, r)),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group);
+                }
+            }
+            if self.last_size_check.elapsed() >= SIZE_REFRESH {
+                self.refresh_size();
+            }
+        }
+        if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::warn!(error = %e, "Final WAL checkpoint failed; the WAL will be replayed at start.");
+        }
+        tracing::info!("Store writer stopped.");
+    }
+
+    fn refresh_size(&mut self) {
+        let mut wal = self.db_path.clone().into_os_string();
+        wal.push("-wal");
+        let bytes: u64 = [self.db_path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        self.metrics.database_bytes.set(bytes as i64);
+        self.last_size_check = Instant::now();
+    }
+
+    fn commit_group(
+        &mut self,
+        group: Vec<(
+            WriteBatch,
+            oneshot::Sender<Result<WriteOutcome, StoreError>>,
+        )>,
+    ) {
+        let started = Instant::now();
+        let next_id_before = self.next_id;
+        let mut undo = Vec::new();
+        let mut touched = Vec::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut record = Vec::new();
+        let mut ts_range = (i64::MAX, i64::MIN);
+        // Replies are held until the group is committed or undone, so no caller observes the
+        // head between a failure and its undo.
+        let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+
+        let result = (|| -> Result<(), StoreError> {
+            self.conn.execute_batch("BEGIN")?;
+            for batch in batches {
+                let out = self.apply(batch, &mut undo, &mut touched, &mut record, &mut ts_range)?;
+                outcomes.push(out);
+            }
+            if !record.is_empty() {
+                self.conn
+                    .prepare_cached("INSERT INTO log (min_ts, max_ts, data) VALUES (?1, ?2, ?3)")?
+                    .execute(params![ts_range.0, ts_range.1, record])?;
+            }
+            if self.next_id != next_id_before {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_series_id', ?1)",
+                    )?
+                    .execute([self.next_id as i64])?;
+            }
+            self.conn.execute_batch("COMMIT")?;
+            Ok(())
+        })();
+
+        match result {
+            Ok(()) => {
+                self.metrics.commits.inc();
+                self.metrics
+                    .requests_per_commit
+                    .observe(replies.len() as f64);
+                self.metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                let (mut accepted, mut created) = (0, 0);
+                for (reply, out) in replies.into_iter().zip(outcomes) {
+                    accepted += out.accepted;
+                    created += out.series_created;
+                    let _ = reply.send(Ok(out));
+                }
+                self.metrics.series_created.inc_by(created);
+                self.metrics.samples_in_memory.inc_by(accepted as i64);
+                self.metrics.active_series.set(self.head.len() as i64);
+            }
+            Err(e) => {
+                self.metrics.commit_failures.inc();
+                tracing::error!(error = %e, "Commit failed; the group's writes were undone.");
+                if let Err(rb) = self.conn.execute_batch("ROLLBACK") {
+                    tracing::error!(error = %rb, "Rollback failed.");
+                }
+                self.undo(undo, &touched);
+                self.next_id = next_id_before;
+                self.metadata_rollback();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::CommitFailed(e.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Applies one batch to the head and stages its rows; records how to undo it.
+    fn apply(
+        &mut self,
+        batch: WriteBatch,
+        undo: &mut Vec<Undo>,
+        touched: &mut Vec<Arc<MemSeries>>,
+        record: &mut Vec<u8>,
+        ts_range: &mut (i64, i64),
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut out = WriteOutcome::default();
+        let ooo_window = i64::try_from(self.limits.out_of_order_window.as_millis()).unwrap_or(0);
+        let mut accepted: Vec<Sample> = Vec::new();
+        for entry in batch.entries {
+            let samples = &batch.samples[entry.samples.start as usize..entry.samples.end as usize];
+            if samples.is_empty() {
+                continue;
+            }
+            let resolved = match entry.target {
+                Target::Known(s) if !s.is_retired() => Ok(s),
+                // Retention retired it after the caller resolved it: create it again.
+                Target::Known(s) => self.resolve_new(s.labels.clone(), s.hash, undo, &mut out)?,
+                Target::New { labels, hash } => self.resolve_new(labels, hash, undo, &mut out)?,
+            };
+            let series = match resolved {
+                Ok(s) => s,
+                Err((reason, desc)) => {
+                    out.rejected.add(reason, samples.len() as u64, || desc);
+                    continue;
+                }
+            };
+            let slot = touched.len();
+            touched.push(series.clone());
+            accepted.clear();
+            {
+                let mut data = series.samples.lock();
+                for s in samples {
+                    let Some(last) = data.last().copied() else {
+                        data.push(*s);
+                        undo.push(Undo::Pushed(slot));
+                        accepted.push(*s);
+                        continue;
+                    };
+                    if s.t > last.t {
+                        data.push(*s);
+                        undo.push(Undo::Pushed(slot));
+                        accepted.push(*s);
+                        continue;
+                    }
+                    // At or before the newest sample.
+                    let reason = match data.binary_search_by(|x| x.t.cmp(&s.t)) {
+                        // Same timestamp, same value: an idempotent retry, not an error.
+                        Ok(i) if data[i].v.to_bits() == s.v.to_bits() => continue,
+                        Ok(_) => Reason::duplicate_sample,
+                        Err(i) if ooo_window > 0 && s.t.0 >= last.t.0 - ooo_window => {
+                            data.insert(i, *s);
+                            undo.push(Undo::Inserted(slot, s.t.0));
+                            accepted.push(*s);
+                            continue;
+                        }
+                        Err(_) => Reason::out_of_order,
+                    };
+                    out.rejected.add(reason, 1, || {
+                        let detail = if reason == Reason::duplicate_sample {
+                            format!("sample at {} has another value than the stored one", s.t)
+                        } else {
+                            format!(
+                                "sample at {} is older than the newest sample at {}",
+                                s.t, last.t
+                            )
+                        };
+                        (series.labels.to_string(), detail)
+                    });
+                }
+            }
+            if !accepted.is_empty() {
+                // `accepted` is ascending except for out-of-order inserts; the record keeps
+                // arrival order, and replay sorts.
+                for s in &accepted {
+                    ts_range.0 = ts_range.0.min(s.t.0);
+                    ts_range.1 = ts_range.1.max(s.t.0);
+                }
+                encode_entry(record, series.id, &accepted);
+                out.accepted += accepted.len() as u64;
+            }
+        }
+        for (metric, md) in batch.metadata {
+            let changed = self.metadata.read().get(&metric) != Some(&md);
+            if changed {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO metadata (metric, type, help, unit) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![metric, md.kind, md.help, md.unit])?;
+                self.metadata.write().insert(metric, md);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds or creates the series for `labels`, enforcing the series limits.
+    fn resolve_new(
+        &mut self,
+        labels: rules_engine::Labels,
+        hash: u64,
+        undo: &mut Vec<Undo>,
+        out: &mut WriteOutcome,
+    ) -> Result<Resolved, StoreError> {
+        if let Some(s) = self.head.lookup_labels(hash, &labels) {
+            return Ok(Ok(s));
+        }
+        let l = &self.limits;
+        let total = self.head.len();
+        let (per_metric, per_job) = self
+            .head
+            .counts_for(labels.metric_name(), labels.get("job"));
+        let over = if l.max_series > 0 && total >= l.max_series {
+            Some((
+                Reason::series_limit,
+                format!("limits.max_series ({}) reached", l.max_series),
+            ))
+        } else if l.max_series_per_metric > 0 && per_metric >= l.max_series_per_metric {
+            Some((
+                Reason::series_limit_per_metric,
+                format!(
+                    "limits.max_series_per_metric ({}) reached",
+                    l.max_series_per_metric
+                ),
+            ))
+        } else if l.max_series_per_job > 0
+            && labels.get("job").is_some()
+            && per_job >= l.max_series_per_job
+        {
+            Some((
+                Reason::series_limit_per_job,
+                format!(
+                    "limits.max_series_per_job ({}) reached",
+                    l.max_series_per_job
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, detail)) = over {
+            return Ok(Err((reason, (labels.to_string(), detail))));
+        }
+        let id = self.next_id;
+        let mut blob = Vec::new();
+        codec::encode_labels(&labels, &mut blob);
+        self.conn
+            .prepare_cached("INSERT INTO series (id, labels) VALUES (?1, ?2)")?
+            .execute(params![id as i64, blob])?;
+        self.next_id += 1;
+        let series = Arc::new(MemSeries::new(id, labels, hash));
+        self.head.insert(series.clone());
+        undo.push(Undo::Created(id));
+        out.series_created += 1;
+        Ok(Ok(series))
+    }
+
+    fn undo(&mut self, undo: Vec<Undo>, touched: &[Arc<MemSeries>]) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Pushed(i) => {
+                    touched[i].samples.lock().pop();
+                }
+                Undo::Inserted(i, t) => {
+                    let mut d = touched[i].samples.lock();
+                    if let Ok(k) = d.binary_search_by(|x| x.t.0.cmp(&t)) {
+                        d.remove(k);
+                    }
+                }
+                Undo::Created(id) => {
+                    if let Some(s) = self.head.remove(id) {
+                        s.retire();
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a failed commit, reload metadata from the database so memory matches it.
+    fn metadata_rollback(&mut self) {
+        let loaded: Result<Vec<(String, MetricMetadata)>, rusqlite::Error> = (|| {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT metric, type, help, unit FROM metadata")?;
+            let rows = stmt.query_map([], |r| {
+                let kind: String = r.get(1)?;
+                Ok((
+                    r.get(0)?,
+                    MetricMetadata {
+                        kind: metadata_kind(&kind),
+                        help: r.get(2)?,
+                        unit: r.get(3)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })();
+        if let Ok(v) = loaded {
+            *self.metadata.write() = v.into_iter().collect();
+        }
+    }
+
+    /// Deletes samples and records older than `cutoff_ms`; retires emptied series.
+    fn retain(&mut self, cutoff_ms: i64) -> Result<RetentionStats, StoreError> {
+        let mut stats = RetentionStats::default();
+        let mut retired = Vec::new();
+        for s in self.head.all() {
+            let mut d = s.samples.lock();
+            let k = d.partition_point(|x| x.t.0 < cutoff_ms);
+            if k > 0 {
+                d.drain(..k);
+                stats.samples_deleted += k as u64;
+            }
+            if d.is_empty() {
+                retired.push(s.id);
+            }
+        }
+        let tx = self.conn.transaction()?;
+        stats.records_deleted =
+            tx.execute("DELETE FROM log WHERE max_ts < ?1", [cutoff_ms])? as u64;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM series WHERE id = ?1")?;
+            for id in &retired {
+                del.execute([*id as i64])?;
+            }
+        }
+        tx.commit()?;
+        for id in retired {
+            if let Some(s) = self.head.remove(id) {
+                s.retire();
+                stats.series_retired += 1;
+            }
+        }
+        self.metrics.series_retired.inc_by(stats.series_retired);
+        self.metrics
+            .retention_deleted_samples
+            .inc_by(stats.samples_deleted);
+        self.metrics
+            .samples_in_memory
+            .dec_by(stats.samples_deleted as i64);
+        self.metrics.active_series.set(self.head.len() as i64);
+        Ok(stats)
+    }
+}
+
+fn metadata_kind(s: &str) -> &'static str {
+    use crate::ingest::decode::MetadataType as T;
+    [
+        T::Unknown,
+        T::Counter,
+        T::Gauge,
+        T::Histogram,
+        T::GaugeHistogram,
+        T::Summary,
+        T::Info,
+        T::StateSet,
+    ]
+    .iter()
+    .map(|t| t.as_str())
+    .find(|k| *k == s)
+    .unwrap_or("unknown")
+}
