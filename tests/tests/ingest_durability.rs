@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 
 use e2e::http::post_rw_v1;
-use e2e::payload::{encode_v1, labels, series};
+use e2e::payload::{RawSeries, raw_v1, snappy};
 use e2e::{Promgate, now_ms};
-use proto::v1::WriteRequest;
 
 /// Prometheus's stale marker.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -35,7 +34,9 @@ fn acknowledged_samples_survive_sigkill() {
 
     for r in 0..REQUESTS {
         // Half the series repeat across requests (appends), half are new each time.
-        let mut req = WriteRequest::default();
+        // Encoded by hand: prost (like Prometheus's gogo-protobuf) omits a value equal to 0.0
+        // from the wire, so -0.0 would arrive as +0.0.
+        let mut req: Vec<RawSeries> = Vec::new();
         for s in 0..SERIES_PER_REQUEST {
             let i = if s % 2 == 0 {
                 s
@@ -68,16 +69,16 @@ fn acknowledged_samples_survive_sigkill() {
             for &(t, v) in &samples {
                 entry.insert(t, v.to_bits());
             }
-            req.timeseries.push(series(
-                labels(&[
-                    ("__name__", "durable_metric"),
-                    ("job", "durability"),
-                    ("series", &name_i),
-                ]),
-                &samples,
+            req.push((
+                vec![
+                    (b"__name__".to_vec(), b"durable_metric".to_vec()),
+                    (b"job".to_vec(), b"durability".to_vec()),
+                    (b"series".to_vec(), name_i.into_bytes()),
+                ],
+                samples,
             ));
         }
-        let resp = post_rw_v1(&pg.write_url(), encode_v1(&req)).expect("write");
+        let resp = post_rw_v1(&pg.write_url(), snappy(&raw_v1(&req))).expect("write");
         assert_eq!(resp.status, 204, "request {r}: {}", resp.text());
     }
     // A crash right after the last acknowledgement (SIGKILL: no shutdown path runs), then a
