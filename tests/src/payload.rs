@@ -143,6 +143,8 @@ pub type RawSeries = (Vec<RawLabel>, Vec<(i64, f64)>);
 
 /// Encodes a v1 `WriteRequest` by hand from raw label bytes (uncompressed protobuf), so a test
 /// can send what a well-behaved encoder never would, such as a label value that is not UTF-8.
+/// Every sample field is written, so -0.0 reaches the receiver: prost (like Prometheus's
+/// gogo-protobuf) omits a value that compares equal to 0.0, and the receiver reads +0.0.
 pub fn raw_v1(series: &[RawSeries]) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {

@@ -236,7 +236,9 @@ pub fn promgate_bin() -> PathBuf {
 #[derive(Debug)]
 pub struct Promgate {
     process: Process,
+    bin: PathBuf,
     data_dir: PathBuf,
+    config: String,
 }
 
 impl Promgate {
@@ -268,8 +270,17 @@ impl Promgate {
         let process = Process::spawn("promgate", cmd, port, dir, "/-/ready");
         Promgate {
             process,
+            bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            config: extra_config_yaml.to_string(),
         }
+    }
+
+    /// SIGKILL, then start again with the same binary, config and data directory (on a new
+    /// port), waiting until ready.
+    pub fn restart(&mut self) {
+        self.kill_9();
+        *self = Promgate::start_bin(&self.bin, &self.data_dir, &self.config);
     }
 
     pub fn url(&self) -> String {

@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 
 use e2e::http::post_rw_v1;
-use e2e::payload::{encode_v1, labels, series};
+use e2e::payload::{RawSeries, raw_v1, snappy};
 use e2e::{Promgate, now_ms};
-use proto::v1::WriteRequest;
 
 /// Prometheus's stale marker.
 const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
@@ -35,7 +34,9 @@ fn acknowledged_samples_survive_sigkill() {
 
     for r in 0..REQUESTS {
         // Half the series repeat across requests (appends), half are new each time.
-        let mut req = WriteRequest::default();
+        // Encoded by hand: prost (like Prometheus's gogo-protobuf) omits a value equal to 0.0
+        // from the wire, so -0.0 would arrive as +0.0.
+        let mut req: Vec<RawSeries> = Vec::new();
         for s in 0..SERIES_PER_REQUEST {
             let i = if s % 2 == 0 {
                 s
@@ -68,22 +69,21 @@ fn acknowledged_samples_survive_sigkill() {
             for &(t, v) in &samples {
                 entry.insert(t, v.to_bits());
             }
-            req.timeseries.push(series(
-                labels(&[
-                    ("__name__", "durable_metric"),
-                    ("job", "durability"),
-                    ("series", &name_i),
-                ]),
-                &samples,
+            req.push((
+                vec![
+                    (b"__name__".to_vec(), b"durable_metric".to_vec()),
+                    (b"job".to_vec(), b"durability".to_vec()),
+                    (b"series".to_vec(), name_i.into_bytes()),
+                ],
+                samples,
             ));
         }
-        let resp = post_rw_v1(&pg.write_url(), encode_v1(&req)).expect("write");
+        let resp = post_rw_v1(&pg.write_url(), snappy(&raw_v1(&req))).expect("write");
         assert_eq!(resp.status, 204, "request {r}: {}", resp.text());
     }
-    // A crash right after the last acknowledgement: no shutdown path runs.
-    pg.kill_9();
-
-    let pg = Promgate::start(data.path(), "");
+    // A crash right after the last acknowledgement (SIGKILL: no shutdown path runs), then a
+    // start on the same data directory.
+    pg.restart();
     let got = pg
         .export(r#"{job="durability"}"#, None, true)
         .unwrap_or_else(|e| panic!("export after restart: {e}\n{}", pg.process().log_tail()));
@@ -155,4 +155,114 @@ fn acknowledged_samples_survive_sigkill() {
         .filter(|b| **b == STALE_NAN)
         .count();
     assert_eq!(stale, SERIES_PER_REQUEST.div_ceil(2));
+}
+
+/// Writers keep sending while promgate is SIGKILLed mid-stream: after a restart every request
+/// answered 2xx is there in full, and every request left without an answer is there in full or
+/// not at all (never half applied).
+#[test]
+fn sigkill_under_concurrent_writes_loses_no_ack_and_applies_nothing_by_half() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const WRITERS: usize = 4;
+    const SERIES: usize = 100;
+    const SAMPLES: usize = 10;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut pg = Promgate::start(data.path(), "");
+    let url = pg.write_url();
+    let base = now_ms() - 30 * 60_000;
+    let stop = Arc::new(AtomicBool::new(false));
+    // (writer, request number, acknowledged)
+    let outcomes = Arc::new(Mutex::new(Vec::<(usize, usize, bool)>::new()));
+    let mut threads = Vec::new();
+    for w in 0..WRITERS {
+        let (url, stop, outcomes) = (url.clone(), stop.clone(), outcomes.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut k = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let req: Vec<RawSeries> = (0..SERIES)
+                    .map(|s| {
+                        (
+                            vec![
+                                (b"__name__".to_vec(), b"crash_metric".to_vec()),
+                                (b"req".to_vec(), format!("{w}-{k}").into_bytes()),
+                                (b"series".to_vec(), s.to_string().into_bytes()),
+                            ],
+                            (0..SAMPLES)
+                                .map(|j| (base + j as i64 * 1000, (k * 1000 + j) as f64))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let acked = matches!(
+                    post_rw_v1(&url, snappy(&raw_v1(&req))),
+                    Ok(r) if r.status == 204
+                );
+                outcomes.lock().expect("lock").push((w, k, acked));
+                if !acked {
+                    return;
+                }
+                k += 1;
+            }
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    pg.kill_9();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer thread");
+    }
+    pg.restart();
+
+    let got = pg
+        .export("crash_metric", None, false)
+        .unwrap_or_else(|e| panic!("export after restart: {e}\n{}", pg.process().log_tail()));
+    let mut per_request: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &got {
+        let req = s.metric["req"].clone();
+        let k: usize = req
+            .split('-')
+            .nth(1)
+            .and_then(|k| k.parse().ok())
+            .expect("req label");
+        let want: Vec<f64> = (0..SAMPLES).map(|j| (k * 1000 + j) as f64).collect();
+        assert_eq!(s.values, want, "{}", s.key());
+        *per_request.entry(req).or_default() += 1;
+    }
+    let outcomes = outcomes.lock().expect("lock");
+    let acked = outcomes.iter().filter(|o| o.2).count();
+    eprintln!(
+        "{acked} requests acknowledged, {} without answer, {} requests found after restart",
+        outcomes.len() - acked,
+        per_request.len()
+    );
+    assert!(
+        acked >= WRITERS,
+        "too few writes acknowledged before the kill: {acked}"
+    );
+    for &(w, k, ack) in outcomes.iter() {
+        let n = per_request.get(&format!("{w}-{k}")).copied().unwrap_or(0);
+        if ack {
+            assert_eq!(
+                n, SERIES,
+                "acknowledged request {w}-{k}: {n} of {SERIES} series"
+            );
+        } else {
+            assert!(
+                n == 0 || n == SERIES,
+                "unacknowledged request {w}-{k} half applied: {n} of {SERIES} series"
+            );
+        }
+    }
+    // Nothing stored that no writer sent.
+    for req in per_request.keys() {
+        let (w, k) = req.split_once('-').expect("req label");
+        let (w, k): (usize, usize) = (w.parse().expect("w"), k.parse().expect("k"));
+        assert!(
+            outcomes.iter().any(|o| o.0 == w && o.1 == k),
+            "{req} never sent"
+        );
+    }
 }

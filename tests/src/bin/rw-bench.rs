@@ -10,14 +10,17 @@
 //! target's own read API that the data landed (series count for a selector, exact samples of
 //! spot-checked series), and prints a markdown table of medians and promgate's ratios.
 //!
-//! Scenarios:
-//! - `10k_x10`: 10,000 series × 10 samples per round (appends to existing series; one
+//! Scenarios (a batch writes every series of the scenario once; an append scenario's round is
+//! `--batches` batches, 10 by default, sent one after another, so a round is 1M samples and
+//! lasts long enough to measure CPU in clock ticks):
+//! - `10k_x10`: 10,000 series × 10 samples per batch (appends to existing series; one
 //!   unmeasured warm-up round creates them),
-//! - `100k_x1`: 100,000 series × 1 sample per round (likewise),
-//! - `500k_new`: 500,000 series never seen before in every round, 1 sample each.
+//! - `100k_x1`: 100,000 series × 1 sample per batch (likewise),
+//! - `500k_new`: 500,000 series never seen before in every round, 1 sample each (one batch).
 //!
-//! Usage: `cargo run --release -p e2e --bin rw-bench -- [--targets promgate,prometheus,vm]
-//! [--scenarios 10k_x10,100k_x1,500k_new] [--rounds 3] [--connections 4] [--out FILE]`
+//! Usage: `cargo build --release -p gateway -p e2e --bins && target/release/rw-bench
+//! [--targets promgate,prometheus,vm] [--scenarios 10k_x10,100k_x1,500k_new] [--rounds 3]
+//! [--connections 4] [--out FILE]`
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +56,10 @@ struct Args {
     /// Samples per request.
     #[arg(long, default_value_t = 2000)]
     samples_per_request: usize,
+    /// Batches per round in the append scenarios (each writes every series once), so a round
+    /// lasts long enough to measure: 10 gives 1M samples per round.
+    #[arg(long, default_value_t = 10)]
+    batches: usize,
     /// Divide every scenario's series count by this (for quick checks of the bench itself).
     #[arg(long, default_value_t = 1)]
     scale_down: usize,
@@ -95,8 +102,8 @@ const SCENARIOS: [Scenario; 3] = [
     },
 ];
 
-/// Spacing of samples, as a 15s scrape interval would give.
-const STEP_MS: i64 = 15_000;
+/// Spacing of samples, as a 10s scrape interval would give.
+const STEP_MS: i64 = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // Payloads: trading label sets.
@@ -181,66 +188,85 @@ struct Spot {
 
 /// What a scenario writes: per round, the encoded requests, and what to verify.
 struct Plan {
-    /// rounds[r] = request bodies of round r (round 0 is the warm-up when there is one).
-    rounds: Vec<Vec<Bytes>>,
+    /// rounds[r][b] = request bodies of batch b of round r (round 0 is the warm-up when there
+    /// is one). A batch writes every series of the scenario once; batches are sent one after
+    /// the other so no series ever has two requests in flight (out-of-order otherwise).
+    rounds: Vec<Vec<Vec<Bytes>>>,
     samples_per_round: usize,
     warmup: bool,
-    /// (generation, id, [(ts, value)]) for spot-checked series: all their samples.
+    /// Spot-checked series with all their samples.
     spot: Vec<Spot>,
     /// Series matching the verify selector, over all rounds.
     verify_count: usize,
     verify_range: (i64, i64),
 }
 
-fn plan(s: &Scenario, measured_rounds: usize, per_request: usize, scale_down: usize) -> Plan {
+fn plan(
+    s: &Scenario,
+    measured_rounds: usize,
+    per_request: usize,
+    scale_down: usize,
+    batches: usize,
+) -> Plan {
     let n = s.series / scale_down.max(1);
     let warmup = !s.new_series_each_round;
     let total_rounds = measured_rounds + usize::from(warmup);
+    // A slot is one batch: every series once, `per_series` samples each.
+    let batches = if s.new_series_each_round {
+        1
+    } else {
+        batches.max(1)
+    };
+    let slots = total_rounds * batches;
     let per_series = s.samples_per_series;
     let series_per_request = (per_request / per_series).max(1);
-    // All timestamps in the past: the last round ends about now.
-    let span = (total_rounds * per_series) as i64 * STEP_MS;
+    // All timestamps in the past: the last slot ends about a minute ago.
+    let span = (slots * per_series) as i64 * STEP_MS;
     let t0 = now_ms() - span - 60_000;
-    let ts = |round: usize, j: usize| t0 + ((round * per_series + j) as i64) * STEP_MS;
-    let generation = |round: usize| if s.new_series_each_round { round } else { 0 };
+    let ts = |slot: usize, j: usize| t0 + ((slot * per_series + j) as i64) * STEP_MS;
+    let generation = |slot: usize| if s.new_series_each_round { slot } else { 0 };
 
     let mut rounds = Vec::with_capacity(total_rounds);
     for r in 0..total_rounds {
-        let g = generation(r);
-        let mut bodies = Vec::new();
-        let mut id = 0;
-        while id < n {
-            let end = (id + series_per_request).min(n);
-            let req = WriteRequest {
-                timeseries: (id..end)
-                    .map(|i| {
-                        let samples: Vec<(i64, f64)> = (0..per_series)
-                            .map(|j| (ts(r, j), sample_value(i, r * per_series + j)))
-                            .collect();
-                        series(series_labels(i, g), &samples)
-                    })
-                    .collect(),
-                metadata: Vec::new(),
-            };
-            bodies.push(Bytes::from(encode_v1(&req)));
-            id = end;
+        let mut round = Vec::with_capacity(batches);
+        for slot in r * batches..(r + 1) * batches {
+            let g = generation(slot);
+            let mut bodies = Vec::new();
+            let mut id = 0;
+            while id < n {
+                let end = (id + series_per_request).min(n);
+                let req = WriteRequest {
+                    timeseries: (id..end)
+                        .map(|i| {
+                            let samples: Vec<(i64, f64)> = (0..per_series)
+                                .map(|j| (ts(slot, j), sample_value(i, slot * per_series + j)))
+                                .collect();
+                            series(series_labels(i, g), &samples)
+                        })
+                        .collect(),
+                    metadata: Vec::new(),
+                };
+                bodies.push(Bytes::from(encode_v1(&req)));
+                id = end;
+            }
+            round.push(bodies);
         }
-        rounds.push(bodies);
+        rounds.push(round);
     }
 
     let spot_ids = [0, n / 2 + 7, n - 1];
     let mut spot = Vec::new();
     for &id in &spot_ids {
         let gens: Vec<usize> = if s.new_series_each_round {
-            vec![0, total_rounds - 1]
+            vec![0, slots - 1]
         } else {
             vec![0]
         };
         for g in gens {
-            let samples = (0..total_rounds)
-                .filter(|&r| generation(r) == g)
-                .flat_map(|r| (0..per_series).map(move |j| (r, j)))
-                .map(|(r, j)| (ts(r, j), sample_value(id, r * per_series + j)))
+            let samples = (0..slots)
+                .filter(|&slot| generation(slot) == g)
+                .flat_map(|slot| (0..per_series).map(move |j| (slot, j)))
+                .map(|(slot, j)| (ts(slot, j), sample_value(id, slot * per_series + j)))
                 .collect();
             spot.push(Spot {
                 generation: g,
@@ -249,11 +275,7 @@ fn plan(s: &Scenario, measured_rounds: usize, per_request: usize, scale_down: us
             });
         }
     }
-    let generations = if s.new_series_each_round {
-        total_rounds
-    } else {
-        1
-    };
+    let generations = if s.new_series_each_round { slots } else { 1 };
     let matching = (0..n)
         .filter(|&id| {
             let l = series_labels(id, 0);
@@ -265,11 +287,11 @@ fn plan(s: &Scenario, measured_rounds: usize, per_request: usize, scale_down: us
         .count();
     Plan {
         rounds,
-        samples_per_round: n * per_series,
+        samples_per_round: n * per_series * batches,
         warmup,
         spot,
         verify_count: matching * generations,
-        verify_range: (t0 - 1000, ts(total_rounds, 0)),
+        verify_range: (t0 - 1000, ts(slots, 0)),
     }
 }
 
@@ -366,7 +388,11 @@ impl Target {
 
 struct RoundResult {
     wall: Duration,
+    /// Server CPU seconds over the send.
     cpu: f64,
+    /// Server CPU seconds over the send and the second after it (deferred work: flushes,
+    /// merges, compaction).
+    cpu_settled: f64,
 }
 
 async fn send_all(
@@ -420,18 +446,26 @@ fn run_round(
     rt: &tokio::runtime::Runtime,
     client: &reqwest::Client,
     target: &Target,
-    bodies: &[Bytes],
+    batches: &[Vec<Bytes>],
     connections: usize,
 ) -> RoundResult {
     let url = format!("{}/api/v1/write", target.url());
     let pid = target.pid();
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
-    rt.block_on(send_all(client, &url, bodies, connections))
-        .unwrap_or_else(|e| panic!("{}: {e}", target.name()));
+    for bodies in batches {
+        rt.block_on(send_all(client, &url, bodies, connections))
+            .unwrap_or_else(|e| panic!("{}: {e}", target.name()));
+    }
     let wall = t0.elapsed();
     let cpu = cpu_seconds(pid) - cpu0;
-    RoundResult { wall, cpu }
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu_settled = cpu_seconds(pid) - cpu0;
+    RoundResult {
+        wall,
+        cpu,
+        cpu_settled,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,6 +566,7 @@ struct TargetSummary {
     rate: f64,
     cpu: f64,
     per_cpu: f64,
+    per_cpu_settled: f64,
     rss: f64,
     verified: String,
 }
@@ -586,13 +621,15 @@ fn main() {
             args.rounds,
             args.samples_per_request,
             args.scale_down,
+            args.batches,
         );
-        let bytes: usize = p.rounds.iter().flatten().map(Bytes::len).sum();
+        let bytes: usize = p.rounds.iter().flatten().flatten().map(Bytes::len).sum();
         eprintln!(
-            "[{}] encoded {} rounds × {} requests ({:.1} MiB) in {:.1}s",
+            "[{}] encoded {} rounds × {} batches × {} requests ({:.1} MiB) in {:.1}s",
             scenario.name,
             p.rounds.len(),
             p.rounds[0].len(),
+            p.rounds[0][0].len(),
             bytes as f64 / (1 << 20) as f64,
             t.elapsed().as_secs_f64()
         );
@@ -610,12 +647,13 @@ fn main() {
                 let ti = (k + r) % targets.len();
                 let res = run_round(&rt, &client, &targets[ti], bodies, args.connections);
                 eprintln!(
-                    "[{}] round {r}{} {:<16} {:>8.2}s wall {:>7.2} CPU-s {:>10} samples/s",
+                    "[{}] round {r}{} {:<16} {:>8.2}s wall {:>7.2} CPU-s ({:.2} with 1s after) {:>10} samples/s",
                     scenario.name,
                     if measured { "" } else { " (warm-up)" },
                     targets[ti].name(),
                     res.wall.as_secs_f64(),
                     res.cpu,
+                    res.cpu_settled,
                     human(p.samples_per_round as f64 / res.wall.as_secs_f64())
                 );
                 if measured {
@@ -640,6 +678,11 @@ fn main() {
                 rate: median(res.iter().map(|r| samples / r.wall.as_secs_f64()).collect()),
                 cpu: median(res.iter().map(|r| r.cpu).collect()),
                 per_cpu: median(res.iter().map(|r| samples / r.cpu.max(1e-3)).collect()),
+                per_cpu_settled: median(
+                    res.iter()
+                        .map(|r| samples / r.cpu_settled.max(1e-3))
+                        .collect(),
+                ),
                 rss: target.rss_mib(),
                 verified,
             });
@@ -647,26 +690,27 @@ fn main() {
         drop(targets);
 
         let mut md = format!(
-            "### {}: {} series × {} sample(s) per round{}, {} samples/round\n\n\
-             | target | samples/s | server CPU-s per round | samples per CPU-s | RSS after (MiB) | verified |\n\
-             | --- | ---: | ---: | ---: | ---: | --- |\n",
+            "### {}: {} series × {} sample(s){}, {} samples/round\n\n\
+             | target | samples/s | server CPU-s per round | samples per CPU-s | samples per CPU-s incl. 1s after | RSS after (MiB) | verified |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
             scenario.name,
             scenario.series / args.scale_down.max(1),
             scenario.samples_per_series,
             if scenario.new_series_each_round {
                 " (all new series every round)"
             } else {
-                " (after a warm-up round creating them)"
+                " per batch, batches per round as --batches (a warm-up round creates the series)"
             },
             p.samples_per_round
         );
         for s in &summaries {
             md.push_str(&format!(
-                "| {} | {} | {:.2} | {} | {:.0} | {} |\n",
+                "| {} | {} | {:.2} | {} | {} | {:.0} | {} |\n",
                 s.name,
                 human(s.rate),
                 s.cpu,
                 human(s.per_cpu),
+                human(s.per_cpu_settled),
                 s.rss,
                 s.verified
             ));
@@ -674,10 +718,12 @@ fn main() {
         if let Some(pg) = summaries.iter().find(|s| s.name == "promgate") {
             for other in summaries.iter().filter(|s| s.name != "promgate") {
                 md.push_str(&format!(
-                    "\npromgate / {}: {:.2}× samples/s, {:.2}× samples per CPU-s",
+                    "\npromgate / {}: {:.2}× samples/s, {:.2}× samples per CPU-s \
+                     ({:.2}× incl. 1s after)",
                     other.name,
                     pg.rate / other.rate,
-                    pg.per_cpu / other.per_cpu
+                    pg.per_cpu / other.per_cpu,
+                    pg.per_cpu_settled / other.per_cpu_settled
                 ));
             }
             md.push('\n');
