@@ -61,6 +61,12 @@ impl MemSeries {
         s[lo..hi.max(lo)].to_vec()
     }
 
+    /// The timestamps of the oldest and newest samples.
+    pub fn time_bounds(&self) -> Option<(i64, i64)> {
+        let s = self.samples.lock();
+        Some((s.first()?.t.0, s.last()?.t.0))
+    }
+
     /// Whether any sample lies in `[start, end]`.
     pub fn has_samples_in(&self, start: i64, end: i64) -> bool {
         let s = self.samples.lock();
