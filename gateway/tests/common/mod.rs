@@ -13,7 +13,7 @@ use gateway::ingest::remote_write::IngestMetrics;
 use gateway::store::{Store, StoreMetrics};
 use gateway::telemetry::HttpMetrics;
 use prometheus_client::registry::Registry;
-use proto::{Message, v1, v2};
+use proto::{Message, v1};
 use tower::ServiceExt;
 
 pub struct App {
