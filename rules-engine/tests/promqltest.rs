@@ -277,19 +277,13 @@ fn with_at(expr: &Expr, ts: i64) -> Option<Expr> {
             }
             Expr::Paren(p) => set(&mut p.expr, at),
             Expr::Subquery(s) => {
-                if s.at.is_none() {
-                    s.at = Some(at.clone());
-                }
+                s.at.get_or_insert_with(|| at.clone());
             }
             Expr::VectorSelector(vs) => {
-                if vs.at.is_none() {
-                    vs.at = Some(at.clone());
-                }
+                vs.at.get_or_insert_with(|| at.clone());
             }
             Expr::MatrixSelector(ms) => {
-                if ms.vs.at.is_none() {
-                    ms.vs.at = Some(at.clone());
-                }
+                ms.vs.at.get_or_insert_with(|| at.clone());
             }
             Expr::Call(c) => {
                 for a in &mut c.args.args {
