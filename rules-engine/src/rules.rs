@@ -1,8 +1,10 @@
-//! Rule files and rules. Rules are a closed enum (STYLE.md item 5). This issue covers parsing
-//! and validating rule files ([`file`]); evaluation of recording rules is used by the test
-//! runner, and the alert state machine comes next.
+//! Rule files and rules. Rules are a closed enum (STYLE.md item 5): parsing and validation
+//! ([`file`]), the alert state machine ([`alerting`]) and alert templates ([`template`]).
+//! Group scheduling is not built yet; the test runner drives evaluation.
 
+pub mod alerting;
 pub mod file;
+pub mod template;
 
 pub use file::{RuleFileError, RuleGroup, load_rule_file};
 

@@ -286,6 +286,61 @@ fn glob(pattern: &str) -> Vec<String> {
     out
 }
 
+/// yaml.v2 decodes a plain scalar into a string field as its source text (`values: 0x10` stays
+/// `"0x10"`, `labels: 1e3` stays `"1e3"`); a YAML deserializer resolves it to a number first.
+/// So plain scalars of the string-typed keys are quoted before parsing.
+fn quote_plain_scalars(src: &str) -> String {
+    const KEYS: &[&str] = &[
+        "values",
+        "series",
+        "labels",
+        "expr",
+        "alertname",
+        "name",
+        "external_url",
+    ];
+    let mut out = String::with_capacity(src.len() + 64);
+    for line in src.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let eol = &line[body.len()..];
+        let t = body.trim_start();
+        let lead = &body[..body.len() - t.len()];
+        let (dash, t2) = match t.strip_prefix("- ") {
+            Some(r) => ("- ", r.trim_start()),
+            None => ("", t),
+        };
+        let pad = &t[dash.len()..t.len() - t2.len()];
+        let quoted = KEYS.iter().find_map(|k| {
+            let v = t2.strip_prefix(k)?.strip_prefix(':')?;
+            if !v.starts_with([' ', '\t']) {
+                return None;
+            }
+            let v = v.trim();
+            let v = match v.find(" #") {
+                Some(i) => v[..i].trim_end(),
+                None => v,
+            };
+            let plain = !v.is_empty()
+                && !v.starts_with([
+                    '\'', '"', '|', '>', '{', '[', '&', '*', '!', '#', '%', '@', '`',
+                ])
+                && !matches!(v, "~" | "null" | "Null" | "NULL");
+            plain.then(|| format!("{k}: '{}'", v.replace('\'', "''")))
+        });
+        match quoted {
+            Some(q) => {
+                out.push_str(lead);
+                out.push_str(dash);
+                out.push_str(pad);
+                out.push_str(&q);
+                out.push_str(eol);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 fn yaml_error(e: &serde_norway::Error) -> String {
     match e.location() {
         Some(l) => format!(
@@ -311,7 +366,7 @@ fn rule_unit_test(file: &Path, opts: &RunOptions, o: &mut Output<'_>) -> io::Res
     let mut utf: UnitTestFile = if src.trim().is_empty() {
         UnitTestFile::default()
     } else {
-        match serde_norway::from_str(&src) {
+        match serde_norway::from_str(&quote_plain_scalars(&src)) {
             Ok(u) => u,
             Err(e) => return Ok(vec![yaml_error(&e)]),
         }
@@ -372,6 +427,18 @@ fn io_error_text(e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_scalars_keep_their_text() {
+        let src = "tests:\n  - input_series:\n      - series: up\n        values: 0x10 # c\n      - {series: a}\n    promql_expr_test:\n      - expr: 'x'\n        eval_time: 1m\n";
+        let q = quote_plain_scalars(src);
+        assert!(q.contains("series: 'up'\n"), "{q}");
+        assert!(q.contains("values: '0x10'\n"), "{q}");
+        assert!(q.contains("expr: 'x'\n"), "{q}");
+        let f: UnitTestFile = serde_norway::from_str(&q).unwrap();
+        assert_eq!(f.tests[0].input_series[0].values, "0x10");
+        assert_eq!(f.tests[0].promql_expr_test[0].eval_time, 60_000);
+    }
 
     #[test]
     fn paths_are_cleaned_like_go() {

@@ -12,6 +12,7 @@ use crate::duration::format_model_duration;
 use crate::model::{Labels, METRIC_NAME, Sample, Timestamp, stale_nan, write_go_quoted};
 use crate::promql::functions::go_fmt_e;
 use crate::promql::{Engine, EvalError, EvalLimits, Value, VectorSample, parse_expr};
+use crate::rules::alerting::{AlertContext, AlertRuleState, AlertState};
 use crate::rules::{Rule, RuleGroup, load_rule_file};
 use crate::storage::{MemStorage, Queryable};
 
@@ -156,10 +157,14 @@ pub(super) fn run_group(
     }
 
     let mut errs: Vec<String> = Vec::new();
-    let mut prev_series: Vec<HashSet<Labels>> = groups
+    let mut states: Vec<RuleState> = groups
         .iter()
-        .flat_map(|g| g.rules.iter().map(|_| HashSet::new()))
+        .flat_map(|g| g.rules.iter().map(|_| RuleState::default()))
         .collect();
+    let ctx = AlertContext {
+        external_labels: Labels::from_pairs(tg.external_labels.clone()).unwrap_or_default(),
+        external_url: tg.external_url.clone(),
+    };
     let mut curr = 0usize;
     let mut ts = 0i64;
     loop {
@@ -170,7 +175,7 @@ pub(super) fn run_group(
         let mut ri = 0;
         for g in &groups {
             for r in &g.rules {
-                if let Err(e) = eval_rule(&eng, &st, r, ts, &mut prev_series[ri]) {
+                if let Err(e) = eval_rule(&eng, &st, r, ts, &mut states[ri], &ctx, g.limit) {
                     eval_errs.push(format!(
                         "    rule: {}, time: {}, err: {e}",
                         r.name(),
@@ -187,8 +192,25 @@ pub(super) fn run_group(
         while curr < alert_times.len() && ts <= alert_times[curr] && alert_times[curr] < ts + ei {
             let t = alert_times[curr];
             for tc in tg.alert_rule_test.iter().filter(|a| a.eval_time == t) {
-                // Alerting rules are not evaluated yet: no alert is ever active.
-                let got: Vec<(Labels, Labels)> = Vec::new();
+                let mut got: Vec<(Labels, Labels)> = Vec::new();
+                let mut ri = 0;
+                for g in &groups {
+                    for r in &g.rules {
+                        if let Rule::Alerting(a) = r
+                            && a.alert == tc.alertname
+                        {
+                            got.extend(
+                                states[ri]
+                                    .alerts
+                                    .active_alerts()
+                                    .filter(|x| x.state == AlertState::Firing)
+                                    .map(|x| (x.labels.clone(), x.annotations.clone())),
+                            );
+                        }
+                        ri += 1;
+                    }
+                }
+                got.sort();
                 let mut exp: Vec<(Labels, Labels)> = tc
                     .exp_alerts
                     .iter()
@@ -270,53 +292,69 @@ pub(super) fn run_group(
     errs
 }
 
-/// Evaluates one rule at `ts`. Recording rules append their result (and staleness markers for
-/// series that disappeared); alerting rules only evaluate their expression for now.
+/// Per-rule state across evaluation steps: the alerts of an alerting rule and the series the
+/// rule wrote last time (to write staleness markers when they disappear).
+#[derive(Default)]
+struct RuleState {
+    alerts: AlertRuleState,
+    prev: HashSet<Labels>,
+}
+
+/// Evaluates one rule at `ts` as `Group.Eval` does and writes its output (recorded series, or
+/// `ALERTS`/`ALERTS_FOR_STATE`) plus staleness markers for series it no longer returns.
 fn eval_rule(
     eng: &Engine,
     st: &MemStorage,
     r: &Rule,
     ts: i64,
-    prev: &mut HashSet<Labels>,
+    state: &mut RuleState,
+    ctx: &AlertContext,
+    limit: i64,
 ) -> Result<(), String> {
-    let expr = r.expr();
     let res = eng
-        .instant(st, expr, Timestamp(ts))
+        .instant(st, r.expr(), Timestamp(ts))
         .map_err(|e| e.to_string())?;
-    let vec = match res {
-        Value::Vector(v) => v,
-        Value::Scalar(s) => vec![VectorSample {
-            labels: Labels::empty(),
-            t: s.t,
-            v: s.v,
-        }],
+    let vec: Vec<(Labels, f64)> = match res {
+        Value::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
+        Value::Scalar(s) => vec![(Labels::empty(), s.v)],
         _ => return Err("rule result is not a vector or scalar".into()),
     };
-    let Rule::Recording(rec) = r else {
-        return Ok(());
-    };
-    let mut out: Vec<(Labels, f64)> = Vec::with_capacity(vec.len());
-    for s in vec {
-        let mut l = s.labels;
-        l.set(METRIC_NAME, &rec.record);
-        for lbl in &rec.labels {
-            l.set(&lbl.name, &lbl.value);
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let out: Vec<(Labels, f64)> = match r {
+        Rule::Recording(rec) => {
+            let mut out = Vec::with_capacity(vec.len());
+            for (mut l, v) in vec {
+                l.set(METRIC_NAME, &rec.record);
+                for lbl in &rec.labels {
+                    l.set(&lbl.name, &lbl.value);
+                }
+                out.push((l, v));
+            }
+            let mut seen = HashSet::with_capacity(out.len());
+            if !out.iter().all(|(l, _)| seen.insert(l)) {
+                return Err(
+                    "vector contains metrics with the same labelset after applying rule labels"
+                        .into(),
+                );
+            }
+            if limit > 0 && out.len() > limit {
+                return Err(format!(
+                    "exceeded limit of {limit} with {} series",
+                    out.len()
+                ));
+            }
+            out
         }
-        out.push((l, s.v));
+        Rule::Alerting(a) => state.alerts.step(a, ctx, ts, &vec, limit)?,
+    };
+    let seen: HashSet<Labels> = out.iter().map(|(l, _)| l.clone()).collect();
+    for (l, v) in out {
+        st.add(l, [Sample::new(ts, v)]);
     }
-    let mut seen = HashSet::with_capacity(out.len());
-    if !out.iter().all(|(l, _)| seen.insert(l.clone())) {
-        return Err(
-            "vector contains metrics with the same labelset after applying rule labels".into(),
-        );
-    }
-    for (l, v) in &out {
-        st.add(l.clone(), [Sample::new(ts, *v)]);
-    }
-    for gone in prev.difference(&seen) {
+    for gone in state.prev.difference(&seen) {
         st.add(gone.clone(), [Sample::new(ts, stale_nan())]);
     }
-    *prev = seen;
+    state.prev = seen;
     Ok(())
 }
 

@@ -227,6 +227,9 @@ fn go_quote_rune(c: char) -> String {
 
 /// Parses an `exp_samples` label text (`parser.ParseMetric`).
 pub fn parse_metric(s: &str) -> Result<Labels, ParseError> {
+    if s.trim().is_empty() {
+        return Ok(Labels::empty());
+    }
     let mut c = Cursor { s, i: 0 };
     let l = metric(&mut c)?;
     c.skip_ws();
