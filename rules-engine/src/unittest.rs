@@ -341,15 +341,46 @@ fn quote_plain_scalars(src: &str) -> String {
     out
 }
 
+/// A YAML error in yaml.v2's words, as far as they can be recovered.
 fn yaml_error(e: &serde_norway::Error) -> String {
-    match e.location() {
-        Some(l) => format!(
-            "yaml: unmarshal errors:\n  line {}: {}",
-            l.line(),
-            e.to_string().split(" at line ").next().unwrap_or_default()
-        ),
-        None => format!("yaml: {e}"),
+    let full = e.to_string();
+    let line = e.location().map_or(0, |l| l.line());
+    let body = full.split(" at line ").next().unwrap_or(&full);
+    let (path, msg) = match body.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') => (p, m),
+        _ => ("", body),
+    };
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let seg = path.rsplit('.').next().unwrap_or_default();
+        let seg = seg.split('[').next().unwrap_or_default();
+        let ty = match seg {
+            "tests" => "testGroup",
+            "input_series" => "series",
+            "alert_rule_test" => "alertTestCase",
+            "exp_alerts" => "alert",
+            "promql_expr_test" => "promqlTestCase",
+            "exp_samples" => "sample",
+            _ => "unitTestFile",
+        };
+        return format!(
+            "yaml: unmarshal errors:\n  line {line}: field {field} not found in type main.{ty}"
+        );
     }
+    if msg.starts_with("not a valid duration string") || msg.starts_with("empty duration") {
+        return msg.to_string();
+    }
+    if path.is_empty() && e.location().is_some() {
+        // Parser errors: yaml.v2 reports the 0-based line of the problem mark.
+        let parser_error = msg.starts_with("did not find expected");
+        let l = if parser_error {
+            line.saturating_sub(1)
+        } else {
+            line
+        };
+        return format!("yaml: line {l}: {msg}");
+    }
+    format!("yaml: unmarshal errors:\n  line {line}: {msg}")
 }
 
 fn rule_unit_test(file: &Path, opts: &RunOptions, o: &mut Output<'_>) -> io::Result<Vec<String>> {

@@ -104,17 +104,91 @@ pub fn parse_expr(input: &str) -> Result<Expr, EvalError> {
             false,
         )]);
     });
-    let expr = promql_parser::parser::parse(input).map_err(|e| EvalError::Parse(clean(&e)))?;
-    check_dialect(&expr)?;
+    let expr =
+        promql_parser::parser::parse(input).map_err(|e| EvalError::Parse(clean(input, &e)))?;
+    check_dialect(&expr).map_err(|e| match e {
+        EvalError::Parse(m) => EvalError::Parse(clean(input, &m)),
+        other => other,
+    })?;
     Ok(expr)
 }
 
-fn clean(msg: &str) -> String {
-    let m = msg.trim();
-    if m.contains("parse error") {
-        m.to_string()
+/// Rewrites promql-parser's message in Prometheus's words (`1:<col>: parse error: ...`), with
+/// the column where it can be recovered from the query text.
+fn clean(input: &str, msg: &str) -> String {
+    let m = msg.trim().trim_start_matches("parse error: ");
+    let end_col = input.trim_end().chars().count() + 1;
+    let col_of = |needle: &str| input.find(needle).map(|i| input[..i].chars().count() + 1);
+    let (col, text) = if m == "invalid promql query" {
+        let t = input.trim_end();
+        if t.ends_with([
+            '+', '-', '*', '/', '%', '^', '(', ',', '{', '=', '<', '>', '~',
+        ]) || t.ends_with(" and")
+            || t.ends_with(" or")
+            || t.ends_with(" unless")
+        {
+            (Some(end_col), "unexpected end of input".to_string())
+        } else {
+            (None, m.to_string())
+        }
+    } else if m == "unclosed left parenthesis" {
+        (Some(end_col), m.to_string())
+    } else if let Some(rest) = m.strip_prefix("unknown function with name ") {
+        let name = rest.trim_matches(['\'', '"']);
+        (
+            col_of(&format!("{name}(")).or_else(|| col_of(name)),
+            format!("unknown function with name \"{name}\""),
+        )
+    } else if let Some(rest) = m.strip_prefix("expected type ") {
+        // "expected type X in call to function 'f', got Y"
+        let type_name = |t: &str| match t {
+            "matrix" => "range vector".to_string(),
+            "vector" => "instant vector".to_string(),
+            other => other.to_string(),
+        };
+        match (rest.split_once(" in "), rest.rsplit_once(", got ")) {
+            (Some((want, ctx)), Some((_, got))) => {
+                let ctx = ctx.rsplit_once(", got ").map_or(ctx, |c| c.0);
+                let (ctx, col) = if let Some(f) = ctx.strip_prefix("call to function ") {
+                    let f = f.trim_matches('\'');
+                    let col = input.find(&format!("{f}(")).map(|i| {
+                        let after = i + f.len() + 1;
+                        let skip = input[after..].len() - input[after..].trim_start().len();
+                        input[..after + skip].chars().count() + 1
+                    });
+                    (format!("call to function \"{f}\""), col)
+                } else if ctx == "aggregation expression" && (want == "scalar" || want == "string")
+                {
+                    let col = ["topk", "bottomk", "quantile", "count_values"]
+                        .iter()
+                        .filter_map(|a| {
+                            let i = input.find(a)?;
+                            let open = i + input[i..].find('(')? + 1;
+                            let skip = input[open..].len() - input[open..].trim_start().len();
+                            Some(input[..open + skip].chars().count() + 1)
+                        })
+                        .min();
+                    ("aggregation parameter".to_string(), col)
+                } else {
+                    (ctx.to_string(), None)
+                };
+                (
+                    col,
+                    format!(
+                        "expected type {} in {ctx}, got {}",
+                        type_name(want),
+                        type_name(got)
+                    ),
+                )
+            }
+            _ => (None, m.to_string()),
+        }
     } else {
-        format!("parse error: {m}")
+        (None, m.to_string())
+    };
+    match col {
+        Some(c) => format!("1:{c}: parse error: {text}"),
+        None => format!("parse error: {text}"),
     }
 }
 
@@ -197,6 +271,14 @@ mod tests {
     fn accepts_holt_winters_and_rejects_newer_functions() {
         assert!(parse_expr("holt_winters(foo[5m], 0.5, 0.5)").is_ok());
         assert!(parse_expr("rate(foo[5m])").is_ok());
+        assert_eq!(
+            parse_expr("test +").unwrap_err().to_string(),
+            "1:7: parse error: unexpected end of input"
+        );
+        assert_eq!(
+            parse_expr("rate(a)").unwrap_err().to_string(),
+            "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"
+        );
         let err = parse_expr("mad_over_time(foo[5m])").unwrap_err();
         assert!(err.to_string().contains("unknown function"), "{err}");
         assert!(parse_expr("limitk(2, foo)").is_err());

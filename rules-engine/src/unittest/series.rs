@@ -360,6 +360,7 @@ fn expand_item(chunk: &str, pos: usize, out: &mut Vec<SeqValue>) -> Result<(), P
     } else {
         match number_at(chunk) {
             Some(x) => x,
+            None if chunk.starts_with('x') => return err(pos, "unexpected \"x\""),
             None => {
                 return err(
                     pos,
