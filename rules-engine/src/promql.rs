@@ -236,7 +236,7 @@ pub(crate) fn type_name(t: ValueType) -> &'static str {
     match t {
         ValueType::Scalar => "scalar",
         ValueType::String => "string",
-        ValueType::Vector => "vector",
-        ValueType::Matrix => "matrix",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
     }
 }

@@ -62,10 +62,10 @@ fn expand(vals: &[SeqValue], interval: i64) -> Vec<Sample> {
     for (i, v) in vals.iter().enumerate() {
         if let Some(v) = v {
             let t = i as i64 * interval;
-            // With a zero interval every value lands on t=0; the last one wins.
-            match out.last_mut() {
-                Some(last) if last.t.0 == t => last.v = *v,
-                _ => out.push(Sample::new(t, *v)),
+            // The TSDB head drops a sample not newer than the last one appended (with a zero
+            // interval every value lands on t=0, and the first one stays).
+            if out.last().is_none_or(|last| last.t.0 < t) {
+                out.push(Sample::new(t, *v));
             }
         }
     }
