@@ -19,6 +19,7 @@ use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::EvalError;
 use super::eval::{El, Evaluator};
+use super::functions::gomath;
 use super::functions::math::go_pow;
 use crate::model::{Labels, METRIC_NAME};
 use crate::storage::Series;
@@ -320,7 +321,7 @@ fn elem_binop(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), EvalError> {
         T_LSS => (l, l < r),
         T_GTE => (l, l >= r),
         T_LTE => (l, l <= r),
-        T_ATAN2 => (l.atan2(r), true),
+        T_ATAN2 => (gomath::atan2(l, r), true),
         _ => {
             return Err(EvalError::exec(format!(
                 "operator {} not allowed for operations between vectors",

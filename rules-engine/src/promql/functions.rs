@@ -4,6 +4,7 @@
 //! `evaluator.eval` in `promql/engine.go@v2.42.0`: a function with a range argument is
 //! evaluated series by series over sliding windows, any other through `range_eval`.
 
+pub mod gomath;
 pub mod histogram;
 pub mod labels;
 pub mod math;

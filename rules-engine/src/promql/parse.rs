@@ -131,6 +131,29 @@ fn clean(input: &str, msg: &str) -> String {
         } else {
             (None, m.to_string())
         }
+    } else if let Some(got) =
+        m.strip_prefix("unary expression only allowed on expressions of type scalar or vector, got")
+    {
+        let got = match got.trim_start_matches(':').trim() {
+            "matrix" => "range vector",
+            "vector" => "instant vector",
+            other => other,
+        };
+        let b = input.as_bytes();
+        let col = (0..b.len()).find(|&i| {
+            b[i] == b'-'
+                && input[..i]
+                    .trim_end()
+                    .chars()
+                    .last()
+                    .is_none_or(|c| "(,+-*/%^=<>".contains(c))
+        });
+        (
+            col.map(|i| input[..i].chars().count() + 1),
+            format!(
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"{got}\""
+            ),
+        )
     } else if m == "unclosed left parenthesis" {
         (Some(end_col), m.to_string())
     } else if let Some(rest) = m.strip_prefix("unknown function with name ") {

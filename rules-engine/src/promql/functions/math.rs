@@ -4,7 +4,9 @@
 //! `round`, `clamp*` (`simpleFunc` and friends in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go#L390-L620>),
 //! and Go's `math.Pow` (repeated squaring), which `^` uses and which can differ from libm in
-//! the last bit.
+//! the last bit. The transcendental functions come from [`super::gomath`].
+
+use super::gomath;
 
 /// The function applied element-wise by a one-argument math function, by name.
 pub fn simple(name: &str) -> Option<fn(f64) -> f64> {
@@ -12,23 +14,23 @@ pub fn simple(name: &str) -> Option<fn(f64) -> f64> {
         "abs" => f64::abs,
         "ceil" => f64::ceil,
         "floor" => f64::floor,
-        "exp" => f64::exp,
+        "exp" => gomath::exp,
         "sqrt" => f64::sqrt,
-        "ln" => f64::ln,
+        "ln" => gomath::log,
         "log2" => go_log2,
         "log10" => go_log10,
-        "sin" => f64::sin,
-        "cos" => f64::cos,
-        "tan" => f64::tan,
-        "asin" => f64::asin,
-        "acos" => f64::acos,
-        "atan" => f64::atan,
-        "sinh" => f64::sinh,
-        "cosh" => f64::cosh,
-        "tanh" => f64::tanh,
-        "asinh" => f64::asinh,
-        "acosh" => f64::acosh,
-        "atanh" => f64::atanh,
+        "sin" => gomath::sin,
+        "cos" => gomath::cos,
+        "tan" => gomath::tan,
+        "asin" => gomath::asin,
+        "acos" => gomath::acos,
+        "atan" => gomath::atan,
+        "sinh" => gomath::sinh,
+        "cosh" => gomath::cosh,
+        "tanh" => gomath::tanh,
+        "asinh" => gomath::asinh,
+        "acosh" => gomath::acosh,
+        "atanh" => gomath::atanh,
         "rad" => |v| v * std::f64::consts::PI / 180.0,
         "deg" => |v| v * 180.0 / std::f64::consts::PI,
         "sgn" => |v| {
@@ -47,7 +49,7 @@ pub fn simple(name: &str) -> Option<fn(f64) -> f64> {
 /// Go's `math.Log10`: `Log(x) * (1/Ln10)`, which can differ from libm's `log10` in the last
 /// bit.
 pub fn go_log10(x: f64) -> f64 {
-    x.ln() * std::f64::consts::LOG10_E
+    gomath::log(x) * std::f64::consts::LOG10_E
 }
 
 /// Go's `math.Log2`: exact for powers of two, else `Log(frac)*(1/Ln2) + exp`.
@@ -56,7 +58,7 @@ pub fn go_log2(x: f64) -> f64 {
     if frac == 0.5 {
         return (exp - 1) as f64;
     }
-    frac.ln() * std::f64::consts::LOG2_E + exp as f64
+    gomath::log(frac) * std::f64::consts::LOG2_E + exp as f64
 }
 
 /// `round(v, to_nearest)`: ties round up.
@@ -92,7 +94,7 @@ pub fn go_min(x: f64, y: f64) -> f64 {
     if x < y { x } else { y }
 }
 
-fn frexp(f: f64) -> (f64, i64) {
+pub(crate) fn frexp(f: f64) -> (f64, i64) {
     if f == 0.0 || f.is_infinite() || f.is_nan() {
         return (f, 0);
     }
@@ -215,7 +217,7 @@ pub fn go_pow(x: f64, y: f64) -> f64 {
             yf -= 1.0;
             yi += 1.0;
         }
-        a1 = (yf * x.ln()).exp();
+        a1 = gomath::exp(yf * gomath::log(x));
     }
     let (mut x1, mut xe) = frexp(x);
     let mut i = yi as i64;
