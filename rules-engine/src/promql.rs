@@ -19,6 +19,7 @@ mod aggregate;
 mod binary;
 mod eval;
 pub mod functions;
+mod invariant;
 mod parse;
 mod plan;
 
@@ -209,9 +210,11 @@ impl Engine {
     ) -> Result<eval::Inner, EvalError> {
         let lookback = duration_ms(self.limits.lookback_delta);
         let data = plan::prefetch(q, expr, start, end, lookback)?;
+        let wrapped = invariant::wrapped_nodes(expr);
         let ev = eval::Evaluator::new(
             &data,
             eval::Settings {
+                wrapped: &wrapped,
                 top_start: start,
                 top_end: end,
                 lookback,

@@ -46,6 +46,8 @@ impl El {
 /// What stays the same for the whole query, including nested subquery evaluators.
 #[derive(Clone, Copy)]
 pub(crate) struct Settings<'a> {
+    /// Step-invariant subtrees ([`super::invariant`]).
+    pub wrapped: &'a std::collections::HashSet<usize>,
     pub top_start: i64,
     pub top_end: i64,
     pub lookback: i64,
@@ -138,6 +140,46 @@ impl<'a> Evaluator<'a> {
 
     pub(crate) fn eval(&self, e: &Expr) -> Result<Inner, EvalError> {
         self.check_stop()?;
+        if self.start != self.end
+            && !matches!(e, Expr::NumberLiteral(_) | Expr::StringLiteral(_))
+            && self.set.wrapped.contains(&super::invariant::key(e))
+        {
+            return self.eval_step_invariant(e);
+        }
+        self.eval_node(e)
+    }
+
+    /// A step-invariant subtree: evaluated once at the first step, the values repeated at every
+    /// step (range results are returned as they are).
+    fn eval_step_invariant(&self, e: &Expr) -> Result<Inner, EvalError> {
+        let once = Evaluator {
+            data: self.data,
+            set: self.set,
+            start: self.start,
+            end: self.start,
+            interval: self.interval,
+        };
+        let res = once.eval_node(e)?;
+        let mut m = match res {
+            Inner::Str(s) => return Ok(Inner::Str(s)),
+            Inner::Matrix(m) => m,
+        };
+        if matches!(unparen(e), Expr::MatrixSelector(_) | Expr::Subquery(_)) {
+            return Ok(Inner::Matrix(m));
+        }
+        let mut total = 0;
+        for s in &mut m {
+            let Some(first) = s.samples.first().copied() else {
+                continue;
+            };
+            s.samples = self.steps().map(|t| Sample::new(t, first.v)).collect();
+            total += s.samples.len();
+            self.check_samples(total)?;
+        }
+        Ok(Inner::Matrix(m))
+    }
+
+    fn eval_node(&self, e: &Expr) -> Result<Inner, EvalError> {
         match e {
             Expr::Paren(p) => self.eval(&p.expr),
             Expr::NumberLiteral(n) => Ok(Inner::Matrix(vec![Series {
@@ -263,7 +305,7 @@ impl<'a> Evaluator<'a> {
             .map_or(self.set.subquery_step, super::duration_ms)
             .max(1);
         let (start, end) = match at_ms(sq.at.as_ref(), self.set.top_start, self.set.top_end) {
-            Some(t) => (t, t),
+            Some(t) => (t, t.saturating_add(self.end - self.start)),
             None => (self.start, self.end),
         };
         let base = start - off - range;
@@ -341,10 +383,23 @@ impl<'a> Evaluator<'a> {
 
 impl Windowed {
     /// The window `[mint, maxt]` read at step `ts` (both ends included in Prometheus 2.42).
+    /// With `@`, Prometheus reads the window through an offset fixed against the evaluator's
+    /// first step, so the window is pinned at the first step and moves with later ones (see
+    /// [`super::invariant`]); step-invariant callers only ever have one step.
     pub(crate) fn bounds(&self, ev: &Evaluator<'_>, ts: i64) -> (i64, i64) {
-        let _ = ev;
-        let maxt = self.at.unwrap_or(ts).saturating_sub(self.offset);
+        let maxt = match self.at {
+            Some(at) => at.saturating_add(ts - ev.start),
+            None => ts,
+        }
+        .saturating_sub(self.offset);
         (maxt.saturating_sub(self.range), maxt)
+    }
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
     }
 }
 

@@ -136,6 +136,9 @@ pub(crate) fn prefetch(
         out: Vec::new(),
     };
     w.expr(expr, (start, end));
+    // Prometheus trims each selector's data to its own hinted window (`SelectHints` start and
+    // end), which is also what a window pinned with `@` that moves with later steps (see
+    // `invariant`) can read: nothing beyond the pinned window.
     let mut series = HashMap::with_capacity(w.out.len());
     for (k, matchers, range) in w.out {
         let got = q.select(&matchers, range).map_err(EvalError::Storage)?;
