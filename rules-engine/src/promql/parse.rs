@@ -154,6 +154,15 @@ fn clean(input: &str, msg: &str) -> String {
                 "unary expression only allowed on expressions of type scalar or instant vector, got \"{got}\""
             ),
         )
+    } else if m == "comparisons between scalars must use BOOL modifier" {
+        // Prometheus points at the operator.
+        let b = input.as_bytes();
+        let col = (0..b.len()).find(|&i| {
+            matches!(b[i], b'>' | b'<')
+                || (b[i] == b'=' && b.get(i + 1) == Some(&b'='))
+                || (b[i] == b'!' && b.get(i + 1) == Some(&b'='))
+        });
+        (col.map(|i| input[..i].chars().count() + 1), m.to_string())
     } else if m == "unclosed left parenthesis" {
         (Some(end_col), m.to_string())
     } else if let Some(rest) = m.strip_prefix("unknown function with name ") {
