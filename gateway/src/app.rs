@@ -86,6 +86,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(remote_write::remote_write))
         .route(
+            "/api/v1/query",
+            get(api::query::instant).post(api::query::instant),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(api::query::range).post(api::query::range),
+        )
+        .route(
             "/api/v1/series",
             get(api::series::series).post(api::series::series),
         )
