@@ -17,6 +17,8 @@ use promql_parser::label::{MatchOp, Matcher};
 use rules_engine::model::METRIC_NAME;
 use rules_engine::{Labels, Sample};
 
+use super::chunk::SampleBuf;
+
 /// A series' id in the database; never reused.
 pub type SeriesId = u64;
 
@@ -26,8 +28,8 @@ pub struct MemSeries {
     pub id: SeriesId,
     pub labels: Labels,
     pub hash: u64,
-    /// Samples in ascending timestamp order, unique timestamps.
-    pub(crate) samples: Mutex<Vec<Sample>>,
+    /// Samples in ascending timestamp order, unique timestamps, compressed.
+    pub(crate) samples: Mutex<SampleBuf>,
     /// Set when retention removed the series from the head: a writer holding it from an
     /// earlier lookup must create it again rather than write into a detached series.
     retired: AtomicBool,
@@ -40,7 +42,7 @@ impl MemSeries {
             id,
             labels,
             hash,
-            samples: Mutex::new(Vec::new()),
+            samples: Mutex::new(SampleBuf::default()),
             retired: AtomicBool::new(false),
         }
     }
@@ -55,23 +57,17 @@ impl MemSeries {
 
     /// Copies the samples in `[start, end]`.
     pub fn samples_in(&self, start: i64, end: i64) -> Vec<Sample> {
-        let s = self.samples.lock();
-        let lo = s.partition_point(|x| x.t.0 < start);
-        let hi = s.partition_point(|x| x.t.0 <= end);
-        s[lo..hi.max(lo)].to_vec()
+        self.samples.lock().range(start, end)
     }
 
     /// The timestamps of the oldest and newest samples.
     pub fn time_bounds(&self) -> Option<(i64, i64)> {
-        let s = self.samples.lock();
-        Some((s.first()?.t.0, s.last()?.t.0))
+        self.samples.lock().bounds()
     }
 
     /// Whether any sample lies in `[start, end]`.
     pub fn has_samples_in(&self, start: i64, end: i64) -> bool {
-        let s = self.samples.lock();
-        let lo = s.partition_point(|x| x.t.0 < start);
-        s.get(lo).is_some_and(|x| x.t.0 <= end)
+        self.samples.lock().has_in(start, end)
     }
 }
 

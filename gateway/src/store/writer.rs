@@ -145,15 +145,7 @@ impl Writer {
                                 let mut data = series.samples.lock();
                                 for s in keep {
                                     samples += 1;
-                                    match data.last() {
-                                        Some(last) if last.t >= s.t => {
-                                            match data.binary_search_by(|x| x.t.cmp(&s.t)) {
-                                                Ok(i) => data[i] = *s,
-                                                Err(i) => data.insert(i, *s),
-                                            }
-                                        }
-                                        _ => data.push(*s),
-                                    }
+                                    data.upsert(*s);
                                 }
                             }
                             None => orphans += keep.count() as u64,
@@ -363,7 +355,7 @@ impl Writer {
             {
                 let mut data = series.samples.lock();
                 for s in samples {
-                    let Some(last) = data.last().copied() else {
+                    let Some(last) = data.last() else {
                         data.push(*s);
                         undo.push(Undo::Pushed(slot));
                         accepted.push(*s);
@@ -375,18 +367,23 @@ impl Writer {
                         accepted.push(*s);
                         continue;
                     }
-                    // At or before the newest sample.
-                    let reason = match data.binary_search_by(|x| x.t.cmp(&s.t)) {
+                    // At or before the newest sample (the newest itself needs no decoding).
+                    let stored = if s.t == last.t {
+                        Some(last)
+                    } else {
+                        data.get(s.t.0)
+                    };
+                    let reason = match stored {
                         // Same timestamp, same value: an idempotent retry, not an error.
-                        Ok(i) if data[i].v.to_bits() == s.v.to_bits() => continue,
-                        Ok(_) => Reason::duplicate_sample,
-                        Err(i) if ooo_window > 0 && s.t.0 >= last.t.0 - ooo_window => {
-                            data.insert(i, *s);
+                        Some(x) if x.v.to_bits() == s.v.to_bits() => continue,
+                        Some(_) => Reason::duplicate_sample,
+                        None if ooo_window > 0 && s.t.0 >= last.t.0 - ooo_window => {
+                            data.insert(*s);
                             undo.push(Undo::Inserted(slot, s.t.0));
                             accepted.push(*s);
                             continue;
                         }
-                        Err(_) => Reason::out_of_order,
+                        None => Reason::out_of_order,
                     };
                     out.rejected.add(reason, 1, || {
                         let detail = if reason == Reason::duplicate_sample {
@@ -493,10 +490,7 @@ impl Writer {
                     touched[i].samples.lock().pop();
                 }
                 Undo::Inserted(i, t) => {
-                    let mut d = touched[i].samples.lock();
-                    if let Ok(k) = d.binary_search_by(|x| x.t.0.cmp(&t)) {
-                        d.remove(k);
-                    }
+                    touched[i].samples.lock().remove(t);
                 }
                 Undo::Created(id) => {
                     if let Some(s) = self.head.remove(id) {
@@ -537,11 +531,7 @@ impl Writer {
         let mut retired = Vec::new();
         for s in self.head.all() {
             let mut d = s.samples.lock();
-            let k = d.partition_point(|x| x.t.0 < cutoff_ms);
-            if k > 0 {
-                d.drain(..k);
-                stats.samples_deleted += k as u64;
-            }
+            stats.samples_deleted += d.drop_before(cutoff_ms) as u64;
             if d.is_empty() {
                 retired.push(s.id);
             }
