@@ -10,7 +10,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use hashbrown::HashMap as FastMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use promql_parser::label::{MatchOp, Matcher};
@@ -33,6 +33,9 @@ pub struct MemSeries {
     /// Set when retention removed the series from the head: a writer holding it from an
     /// earlier lookup must create it again rather than write into a detached series.
     retired: AtomicBool,
+    /// The newest record (`log.seq`) holding samples of this series: retention keeps the
+    /// series (and its labels) while a forwarder has not sent that record.
+    last_seq: AtomicI64,
 }
 
 impl MemSeries {
@@ -44,7 +47,16 @@ impl MemSeries {
             hash,
             samples: Mutex::new(SampleBuf::default()),
             retired: AtomicBool::new(false),
+            last_seq: AtomicI64::new(0),
         }
+    }
+
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    pub fn set_last_seq(&self, seq: i64) {
+        self.last_seq.fetch_max(seq, Ordering::AcqRel);
     }
 
     pub fn retire(&self) {
