@@ -1,0 +1,241 @@
+//! Forwarding to a real Prometheus 2.42 receiver: everything written into promgate arrives
+//! with the same labels plus the external labels and the same values, also across a receiver
+//! outage and a SIGKILL of promgate with a backlog queued.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::http::{self, ExportSeries};
+use e2e::payload::{encode_v1, labels, series};
+use e2e::{Promgate, eventually, free_port, now_ms};
+use proto::v1::WriteRequest;
+
+/// A Prometheus receiver on a fixed port and data directory, so it can be stopped and started
+/// again where promgate expects it.
+struct Receiver {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Receiver {
+    fn start(dir: &Path, port: u16) -> Self {
+        let mut r = Receiver {
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        r.up();
+        r
+    }
+
+    fn up(&mut self) {
+        std::fs::write(self.dir.join("prometheus.yml"), "global: {}\n").expect("config");
+        let log = std::fs::File::create(self.dir.join("prometheus.log")).expect("log");
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!(
+                "--config.file={}",
+                self.dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start /usr/bin/prometheus (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let ready = format!("{}/-/ready", self.url());
+        eventually(Duration::from_secs(30), || match http::get(&ready) {
+            Ok(r) if r.status == 200 => Ok(()),
+            other => Err(format!("{other:?}")),
+        });
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Raw samples of every series matching `selector` in the last 30 minutes.
+    fn raw(&self, selector: &str) -> Result<Vec<ExportSeries>, String> {
+        http::prom_query(&self.url(), &format!("{selector}[30m]"), now_ms())
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn config(receiver: &Receiver) -> String {
+    format!(
+        "external_labels:\n  cluster: eu-1\n  venue: overridden-never\n\
+         remote_write:\n  - url: {}/api/v1/write\n    name: prom\n    \
+         queue_config:\n      min_backoff: 50ms\n      max_backoff: 500ms\n",
+        receiver.url()
+    )
+}
+
+/// `series_count` series of `fwd_pnl`, one sample each at `t`.
+fn write(pg: &Promgate, round: usize, series_count: usize, t: i64) {
+    let req = WriteRequest {
+        timeseries: (0..series_count)
+            .map(|i| {
+                series(
+                    labels(&[
+                        ("__name__", "fwd_pnl"),
+                        ("strategy", &format!("s{i}")),
+                        ("venue", "binance"),
+                    ]),
+                    &[(t, (round * 1000 + i) as f64 + 0.25)],
+                )
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    let r = http::post_rw_v1(&pg.write_url(), encode_v1(&req)).expect("write");
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// What promgate stored, with the external labels added, keyed by label set.
+fn expected(pg: &Promgate) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let mut out = BTreeMap::new();
+    for mut s in pg.export("fwd_pnl", None, false).expect("export") {
+        s.metric.insert("cluster".into(), "eu-1".into());
+        let points = s
+            .timestamps
+            .iter()
+            .copied()
+            .zip(s.values.iter().copied())
+            .collect();
+        out.insert(http::labels_key(&s.metric), points);
+    }
+    out
+}
+
+fn received(r: &Receiver) -> Result<BTreeMap<String, Vec<(i64, f64)>>, String> {
+    Ok(r.raw("fwd_pnl")?
+        .into_iter()
+        .map(|s| {
+            let points = s
+                .timestamps
+                .iter()
+                .copied()
+                .zip(s.values.iter().copied())
+                .collect();
+            (http::labels_key(&s.metric), points)
+        })
+        .collect())
+}
+
+#[test]
+fn forwards_everything_with_external_labels() {
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(rdir.path(), free_port());
+    let data = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(data.path(), &config(&receiver));
+    let t0 = now_ms() - 60_000;
+    for round in 0..5 {
+        write(&pg, round, 50, t0 + round as i64 * 10_000);
+    }
+    let want = expected(&pg);
+    assert_eq!(want.len(), 50);
+    assert!(
+        want.keys()
+            .all(|k| k.contains("cluster=\"eu-1\"") && k.contains("venue=\"binance\""))
+    );
+    eventually(Duration::from_secs(30), || {
+        let got = received(&receiver)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} series match",
+                got.iter().filter(|(k, v)| want.get(*k) == Some(v)).count(),
+                want.len()
+            ))
+        }
+    });
+    let metrics = pg.metrics();
+    let sent = format!(
+        "prometheus_remote_storage_samples_total{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
+        receiver.url()
+    );
+    assert_eq!(
+        http::metric_value(&metrics, &sent),
+        Some(250.0),
+        "{metrics}"
+    );
+    let status = http::get(&format!("{}/api/v1/status/forward", pg.url())).expect("status");
+    let v = status.json().expect("json");
+    assert_eq!(v["data"][0]["name"], "prom");
+    assert_eq!(v["data"][0]["cursor"], v["data"][0]["committed"]);
+}
+
+#[test]
+fn an_outage_and_a_crash_lose_nothing() {
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let mut receiver = Receiver::start(rdir.path(), free_port());
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut pg = Promgate::start(data.path(), &config(&receiver));
+    let t0 = now_ms() - 120_000;
+    write(&pg, 0, 20, t0);
+    eventually(Duration::from_secs(30), || {
+        let n = received(&receiver)?.len();
+        if n == 20 {
+            Ok(())
+        } else {
+            Err(format!("{n} series"))
+        }
+    });
+
+    // The receiver goes away for 30 s while writes continue every second.
+    receiver.down();
+    let started = Instant::now();
+    let mut round = 1;
+    while started.elapsed() < Duration::from_secs(30) {
+        write(&pg, round, 20, t0 + round as i64 * 1000);
+        round += 1;
+        if round == 15 {
+            // promgate crashes with the backlog queued, and comes back.
+            pg.restart();
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let want = expected(&pg);
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 20 * round);
+    receiver.up();
+    eventually(Duration::from_secs(60), || {
+        let got = received(&receiver)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} samples arrived",
+                got.values().map(Vec::len).sum::<usize>(),
+                20 * round
+            ))
+        }
+    });
+    let metrics = pg.metrics();
+    assert!(
+        !metrics.lines().any(
+            |l| l.starts_with("prometheus_remote_storage_samples_failed_total")
+                && !l.ends_with(" 0")
+        ),
+        "nothing may be dropped: {metrics}"
+    );
+}
