@@ -176,6 +176,31 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM (via `kill -TERM`) and waits up to `timeout` for the process to exit.
+    /// Returns its exit status, or `None` if it was still running at the deadline (it is then
+    /// SIGKILLed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM {} failed", child.id());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The temporary directory holding config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
