@@ -503,6 +503,49 @@ impl VictoriaMetrics {
     }
 }
 
+/// A running vmagent (`/usr/bin/vmagent`, from the victoria-metrics package): receives remote
+/// write and forwards it to `remote_write_url`, buffering in a temporary directory.
+#[derive(Debug)]
+pub struct Vmagent {
+    process: Process,
+}
+
+impl Vmagent {
+    pub fn start(remote_write_url: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vmagent-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let mut cmd = Command::new(peer_bin("vmagent"));
+        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-remoteWrite.url={remote_write_url}"))
+            .arg(format!(
+                "-remoteWrite.tmpDataPath={}",
+                dir.path().join("queue").display()
+            ));
+        Vmagent {
+            process: Process::spawn("vmagent", cmd, port, dir, "/health"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.process.url()
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.url())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+}
+
 /// A peer binary: `/usr/bin/NAME`, else on `PATH`; panics pointing at `scripts/setup.sh`.
 fn peer_bin(name: &str) -> PathBuf {
     let usr = Path::new("/usr/bin").join(name);
