@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what promgate's end-to-end tests and ingest benchmark need: the real peers from
-# Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node) and checks
+# Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node and vmagent)
+# and checks
 # the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
 # second. Fails (non-zero, with the reason) when a peer cannot be installed.
 #
@@ -81,6 +82,8 @@ case "$prom_version" in
   *) note "warning: tests and BENCHMARKS.md target Prometheus 2.42; found: $prom_version" ;;
 esac
 command -v promtool >/dev/null 2>&1 || die "promtool missing (package prometheus)"
+# vmagent ships in the victoria-metrics package; the ingest benchmark measures it too.
+[ -x /usr/bin/vmagent ] || die "/usr/bin/vmagent missing (package victoria-metrics)"
 /usr/bin/victoria-metrics --help >/dev/null 2>&1 ||
   /usr/bin/victoria-metrics -help 2>&1 | grep -qi victoria ||
   die "/usr/bin/victoria-metrics does not run"
