@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what promgate's end-to-end tests and ingest benchmark need: the real peers from
 # Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node and vmagent)
-# and checks
-# the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
+# and checks the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
 # second. Fails (non-zero, with the reason) when a peer cannot be installed.
 #
 # Packages are installed without starting their services (policy-rc.d answers 101 during the
