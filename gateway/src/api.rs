@@ -1,5 +1,6 @@
 //! The Prometheus-style HTTP API over the window.
 
 pub mod error;
+pub mod meta;
 pub mod params;
 pub mod series;

@@ -93,6 +93,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/export",
             get(api::series::export).post(api::series::export),
         )
+        .route(
+            "/api/v1/labels",
+            get(api::meta::labels).post(api::meta::labels),
+        )
+        .route("/api/v1/label/{name}/values", get(api::meta::label_values))
+        .route("/api/v1/metadata", get(api::meta::metadata))
+        .route("/api/v1/status/tsdb", get(api::meta::tsdb_status))
+        .route("/api/v1/status/buildinfo", get(api::meta::buildinfo))
         .route("/metrics", get(crate::telemetry::metrics_handler))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

@@ -7,7 +7,10 @@
 //! database: evaluation time is always an argument.
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod model;
+pub mod promql;
+pub mod rules;
 pub mod storage;
 pub mod unittest;
 

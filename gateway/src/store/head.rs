@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+
+use hashbrown::HashMap as FastMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,12 +34,8 @@ pub struct MemSeries {
 }
 
 impl MemSeries {
-    pub fn new(id: SeriesId, labels: Labels) -> Self {
-        let hash = labels_key(&labels, &mut Vec::new());
-        Self::with_hash(id, labels, hash)
-    }
-
-    fn with_hash(id: SeriesId, labels: Labels, hash: u64) -> Self {
+    /// A series; `hash` is its [`SeriesKey`]'s.
+    pub fn new(id: SeriesId, labels: Labels, hash: u64) -> Self {
         Self {
             id,
             labels,
@@ -61,6 +59,12 @@ impl MemSeries {
         let lo = s.partition_point(|x| x.t.0 < start);
         let hi = s.partition_point(|x| x.t.0 <= end);
         s[lo..hi.max(lo)].to_vec()
+    }
+
+    /// The timestamps of the oldest and newest samples.
+    pub fn time_bounds(&self) -> Option<(i64, i64)> {
+        let s = self.samples.lock();
+        Some((s.first()?.t.0, s.last()?.t.0))
     }
 
     /// Whether any sample lies in `[start, end]`.
@@ -92,13 +96,23 @@ pub fn series_key<'a>(
     xxhash_rust::xxh3::xxh3_64(key)
 }
 
-fn labels_key(labels: &Labels, key: &mut Vec<u8>) -> u64 {
-    series_key(
-        labels
-            .iter()
-            .map(|l| (l.name.as_bytes(), l.value.as_bytes())),
-        key,
-    )
+/// A label set's canonical key bytes and hash, computed once per new series.
+pub struct SeriesKey {
+    pub bytes: Vec<u8>,
+    pub hash: u64,
+}
+
+impl SeriesKey {
+    pub fn of(labels: &Labels) -> Self {
+        let mut bytes = Vec::new();
+        let hash = series_key(
+            labels
+                .iter()
+                .map(|l| (l.name.as_bytes(), l.value.as_bytes())),
+            &mut bytes,
+        );
+        Self { bytes, hash }
+    }
 }
 
 /// Keys that are already hashes need no hashing again.
@@ -132,9 +146,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(series: Arc<MemSeries>) -> Self {
-        let mut key = Vec::new();
-        labels_key(&series.labels, &mut key);
+    fn new(series: Arc<MemSeries>, key: Vec<u8>) -> Self {
         Self {
             key: key.into_boxed_slice(),
             labels: series.labels.len(),
@@ -152,11 +164,11 @@ struct Index {
     by_hash: ByHash<Slot>,
     /// Series whose hash another series already holds in `by_hash` (64-bit collisions).
     collisions: ByHash<Vec<Slot>>,
-    by_id: HashMap<SeriesId, Arc<MemSeries>>,
+    by_id: FastMap<SeriesId, Arc<MemSeries>>,
     /// label name → value → ids, ascending.
-    postings: HashMap<Box<str>, HashMap<Box<str>, Vec<SeriesId>>>,
-    per_metric: HashMap<Box<str>, usize>,
-    per_job: HashMap<Box<str>, usize>,
+    postings: FastMap<Box<str>, FastMap<Box<str>, Vec<SeriesId>>>,
+    per_metric: FastMap<Box<str>, usize>,
+    per_job: FastMap<Box<str>, usize>,
 }
 
 impl Index {
@@ -194,10 +206,11 @@ impl Head {
         HeadReader(self.index.read())
     }
 
-    pub fn lookup_labels(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
-        let mut key = Vec::new();
-        let hash = labels_key(labels, &mut key);
-        self.index.read().lookup(hash, &key, labels.len()).cloned()
+    pub fn lookup_key(&self, key: &SeriesKey, labels: usize) -> Option<Arc<MemSeries>> {
+        self.index
+            .read()
+            .lookup(key.hash, &key.bytes, labels)
+            .cloned()
     }
 
     pub fn get(&self, id: SeriesId) -> Option<Arc<MemSeries>> {
@@ -224,26 +237,26 @@ impl Head {
         )
     }
 
-    /// Adds a series. The caller (the writer) has checked it is not present.
-    pub fn insert(&self, series: Arc<MemSeries>) {
+    /// Adds a series with its key. The caller (the writer) has checked it is not present.
+    pub fn insert(&self, series: Arc<MemSeries>, key: SeriesKey) {
         let mut ix = self.index.write();
         for l in &series.labels {
             ix.postings
-                .entry(l.name.as_str().into())
+                .entry_ref(l.name.as_str())
                 .or_default()
-                .entry(l.value.as_str().into())
+                .entry_ref(l.value.as_str())
                 .or_default()
                 .push(series.id);
         }
         if let Some(m) = series.labels.metric_name() {
-            *ix.per_metric.entry(m.into()).or_default() += 1;
+            *ix.per_metric.entry_ref(m).or_default() += 1;
         }
         if let Some(j) = series.labels.get("job") {
-            *ix.per_job.entry(j.into()).or_default() += 1;
+            *ix.per_job.entry_ref(j).or_default() += 1;
         }
         ix.by_id.insert(series.id, series.clone());
-        let hash = series.hash;
-        let slot = Slot::new(series);
+        let hash = key.hash;
+        let slot = Slot::new(series, key.bytes);
         match ix.by_hash.get(&hash) {
             None => {
                 ix.by_hash.insert(hash, slot);
@@ -271,7 +284,7 @@ impl Head {
                 }
             }
         }
-        let dec = |map: &mut HashMap<Box<str>, usize>, key: Option<&str>| {
+        let dec = |map: &mut FastMap<Box<str>, usize>, key: Option<&str>| {
             if let Some(k) = key
                 && let Some(n) = map.get_mut(k)
             {
@@ -420,11 +433,10 @@ mod tests {
 
     use super::*;
 
-    fn series(id: SeriesId, pairs: &[(&str, &str)]) -> Arc<MemSeries> {
-        Arc::new(MemSeries::new(
-            id,
-            Labels::from_pairs(pairs.iter().copied()).unwrap(),
-        ))
+    fn insert(head: &Head, id: SeriesId, pairs: &[(&str, &str)]) {
+        let labels = Labels::from_pairs(pairs.iter().copied()).unwrap();
+        let key = SeriesKey::of(&labels);
+        head.insert(Arc::new(MemSeries::new(id, labels, key.hash)), key);
     }
 
     fn raw<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
@@ -450,7 +462,7 @@ mod tests {
     #[test]
     fn a_key_with_extra_separators_never_matches() {
         let head = Head::default();
-        head.insert(series(1, &[("a", "b"), ("c", "d")]));
+        insert(&head, 1, &[("a", "b"), ("c", "d")]);
         assert_eq!(lookup(&head, &[("a", "b"), ("c", "d")]).unwrap().id, 1);
         // Same key bytes from one (invalid UTF-8) pair.
         let bad: [(&[u8], &[u8]); 1] = [(b"a", b"b\xffc\xffd")];
@@ -462,9 +474,9 @@ mod tests {
     #[test]
     fn select_uses_postings_and_matchers() {
         let head = Head::default();
-        head.insert(series(1, &[("__name__", "up"), ("job", "a")]));
-        head.insert(series(2, &[("__name__", "up"), ("job", "b")]));
-        head.insert(series(3, &[("__name__", "down"), ("job", "a")]));
+        insert(&head, 1, &[("__name__", "up"), ("job", "a")]);
+        insert(&head, 2, &[("__name__", "up"), ("job", "b")]);
+        insert(&head, 3, &[("__name__", "down"), ("job", "a")]);
         let ids = |ms: &[Matcher]| head.select(ms).iter().map(|s| s.id).collect::<Vec<_>>();
         assert_eq!(
             ids(&[Matcher::new(MatchOp::Equal, "__name__", "up")]),
@@ -494,8 +506,7 @@ mod tests {
     #[test]
     fn remove_clears_every_index() {
         let head = Head::default();
-        let s = series(1, &[("__name__", "up"), ("job", "a")]);
-        head.insert(s.clone());
+        insert(&head, 1, &[("__name__", "up"), ("job", "a")]);
         head.remove(1);
         assert!(head.is_empty());
         assert_eq!(head.postings_len("job"), 0);
@@ -508,14 +519,18 @@ mod tests {
         let head = Head::default();
         let forced = |id, name: &str| {
             let labels = Labels::from_pairs([("__name__", name)]).unwrap();
-            let mut key = Vec::new();
-            labels_key(&labels, &mut key);
-            (Arc::new(MemSeries::with_hash(id, labels, 42)), key)
+            let key = SeriesKey::of(&labels).bytes;
+            head.insert(
+                Arc::new(MemSeries::new(id, labels, 42)),
+                SeriesKey {
+                    bytes: key.clone(),
+                    hash: 42,
+                },
+            );
+            key
         };
-        let (a, key_a) = forced(1, "a");
-        let (b, key_b) = forced(2, "b");
-        head.insert(a);
-        head.insert(b);
+        let key_a = forced(1, "a");
+        let key_b = forced(2, "b");
         assert_eq!(head.reader().lookup(42, &key_b, 1).unwrap().id, 2);
         head.remove(1);
         assert_eq!(head.reader().lookup(42, &key_b, 1).unwrap().id, 2);

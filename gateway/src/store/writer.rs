@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{self, encode_entry};
-use super::head::{Head, MemSeries, SeriesId};
+use super::head::{Head, MemSeries, SeriesId, SeriesKey};
 use super::{
     MetricMetadata, RetentionStats, StoreError, StoreMetrics, Target, WriteBatch, WriteOutcome,
 };
@@ -111,8 +111,11 @@ impl Writer {
                 let labels = codec::decode_labels(
                     row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
                 )?;
-                self.head
-                    .insert(Arc::new(MemSeries::new(id as SeriesId, labels)));
+                let key = SeriesKey::of(&labels);
+                self.head.insert(
+                    Arc::new(MemSeries::new(id as SeriesId, labels, key.hash)),
+                    key,
+                );
                 max_id = max_id.max(id as SeriesId);
             }
         }
@@ -430,7 +433,8 @@ impl Writer {
         undo: &mut Vec<Undo>,
         out: &mut WriteOutcome,
     ) -> Result<Resolved, StoreError> {
-        if let Some(s) = self.head.lookup_labels(&labels) {
+        let key = SeriesKey::of(&labels);
+        if let Some(s) = self.head.lookup_key(&key, labels.len()) {
             return Ok(Ok(s));
         }
         let l = &self.limits;
@@ -475,8 +479,8 @@ impl Writer {
             .prepare_cached("INSERT INTO series (id, labels) VALUES (?1, ?2)")?
             .execute(params![id as i64, blob])?;
         self.next_id += 1;
-        let series = Arc::new(MemSeries::new(id, labels));
-        self.head.insert(series.clone());
+        let series = Arc::new(MemSeries::new(id, labels, key.hash));
+        self.head.insert(series.clone(), key);
         undo.push(Undo::Created(id));
         out.series_created += 1;
         Ok(Ok(series))
