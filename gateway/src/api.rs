@@ -3,4 +3,5 @@
 pub mod error;
 pub mod meta;
 pub mod params;
+pub mod query;
 pub mod series;

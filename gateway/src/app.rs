@@ -29,6 +29,8 @@ pub struct AppState {
     pub ingest: IngestMetrics,
     pub http: HttpMetrics,
     pub rate_limit: Option<Mutex<TokenBucket>>,
+    /// Remote-write targets' queue state, for `/api/v1/status/forward`.
+    pub forward_status: crate::forward::StatusBoard,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -57,6 +59,7 @@ impl AppState {
             ingest,
             http,
             rate_limit,
+            forward_status: Default::default(),
             last_warning: Mutex::new(None),
         }
     }
@@ -86,6 +89,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(remote_write::remote_write))
         .route(
+            "/api/v1/query",
+            get(api::query::instant).post(api::query::instant),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(api::query::range).post(api::query::range),
+        )
+        .route(
             "/api/v1/series",
             get(api::series::series).post(api::series::series),
         )
@@ -101,6 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/metadata", get(api::meta::metadata))
         .route("/api/v1/status/tsdb", get(api::meta::tsdb_status))
         .route("/api/v1/status/buildinfo", get(api::meta::buildinfo))
+        .route("/api/v1/status/forward", get(forward_status))
         .route("/metrics", get(crate::telemetry::metrics_handler))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -109,6 +121,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         // 2 MB default would refuse remote-write requests first.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+/// `GET /api/v1/status/forward`: each remote-write target's cursor, backlog and last error.
+async fn forward_status(State(state): State<Arc<AppState>>) -> Response {
+    api::error::success(state.forward_status.lock().clone())
 }
 
 async fn healthy() -> &'static str {

@@ -23,6 +23,11 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Validation rules and limits applied to everything ingested.
     pub limits: LimitsConfig,
+    /// Labels added to every forwarded series that does not have them (prometheus.yml's
+    /// `global.external_labels`).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// Where accepted samples are forwarded (prometheus.yml's `remote_write`).
+    pub remote_write: Vec<crate::forward::config::RemoteWriteConfig>,
 }
 
 impl Default for Config {
@@ -31,6 +36,8 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 9091)),
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
+            external_labels: Default::default(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -148,6 +155,24 @@ impl Config {
             errors.push("storage.retention_check_interval: must be positive".to_string());
         }
         errors.extend(self.limits.validate());
+        for (name, value) in &self.external_labels {
+            if !rules_engine::model::is_valid_label_name(name) || name.starts_with("__") {
+                errors.push(format!("external_labels: invalid label name {name:?}"));
+            }
+            if value.is_empty() {
+                errors.push(format!("external_labels.{name}: empty value"));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, rw) in self.remote_write.iter().enumerate() {
+            errors.extend(rw.validate(i));
+            if !names.insert(rw.remote_name()) {
+                errors.push(format!(
+                    "remote_write[{i}]: duplicate name {:?} (set distinct `name`s)",
+                    rw.remote_name()
+                ));
+            }
+        }
         errors
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod forward;
 pub mod ingest;
 pub mod serve;
 pub mod store;

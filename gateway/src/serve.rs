@@ -3,7 +3,7 @@
 //! the writer commit what is queued, close the database.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{AppState, router};
 use crate::cli::ServeArgs;
 use crate::config::Config;
+use crate::forward::{ForwardMetrics, Forwarder};
 use crate::ingest::remote_write::IngestMetrics;
-use crate::store::{Store, StoreMetrics};
+use crate::store::{ForwardTarget, Store, StoreMetrics};
 use crate::telemetry::HttpMetrics;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -42,11 +43,21 @@ pub fn now_ms() -> i64 {
 }
 
 async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
-    let mut registry = Registry::with_prefix("promgate");
-    let ingest = IngestMetrics::register(&mut registry);
-    let http = HttpMetrics::register(&mut registry);
-    let store_metrics = StoreMetrics::register(&mut registry);
+    let mut registry = Registry::default();
+    let forward_metrics = ForwardMetrics::register(&mut registry);
+    let own = registry.sub_registry_with_prefix("promgate");
+    let ingest = IngestMetrics::register(own);
+    let http = HttpMetrics::register(own);
+    let store_metrics = StoreMetrics::register(own);
     let state = Arc::new(AppState::new(config.clone(), registry, ingest, http));
+    let targets: Vec<ForwardTarget> = config
+        .remote_write
+        .iter()
+        .map(|rw| ForwardTarget {
+            name: rw.remote_name(),
+            max_backlog_bytes: rw.queue_config.max_backlog_bytes,
+        })
+        .collect();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -75,24 +86,43 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     let store = {
         let storage = config.storage.clone();
         let limits = state.limits.clone();
-        tokio::task::spawn_blocking(move || Store::open(&storage, limits, store_metrics, now_ms()))
-            .await
-            .context("opening the store")?
-            .with_context(|| format!("opening the store in {}", config.storage.path.display()))?
+        tokio::task::spawn_blocking(move || {
+            Store::open(&storage, limits, store_metrics, now_ms(), &targets)
+        })
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", config.storage.path.display()))?
     };
     let store = Arc::new(store);
     state.set_store(store.clone());
     tracing::info!("Ready.");
 
+    let mut forwarders = Vec::new();
+    for rw in &config.remote_write {
+        let f = Forwarder::new(
+            rw.clone(),
+            &config.external_labels,
+            store.clone(),
+            forward_metrics.clone(),
+            state.forward_status.clone(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        forwarders.push(tokio::spawn(f.run(shutdown.clone())));
+    }
+
     let retention = tokio::spawn(retention_loop(
         store.clone(),
-        config.storage.retention,
-        config.storage.retention_check_interval,
+        config.clone(),
+        forward_metrics,
         shutdown.clone(),
     ));
 
     let served = server.await.context("HTTP server task")?;
     retention.abort();
+    // Forwarders stop at the next request boundary; what they had acknowledged is saved.
+    for f in forwarders {
+        let _ = f.await;
+    }
     // In-flight requests are done; the writer drains its queue and closes the database.
     tokio::task::spawn_blocking(move || store.close())
         .await
@@ -104,11 +134,12 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
 
 async fn retention_loop(
     store: Arc<Store>,
-    retention: Duration,
-    every: Duration,
+    config: Arc<Config>,
+    forward_metrics: ForwardMetrics,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
+    let retention = config.storage.retention;
+    let mut tick = tokio::time::interval(config.storage.retention_check_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
@@ -117,12 +148,21 @@ async fn retention_loop(
         }
         let cutoff = now_ms() - retention.as_millis() as i64;
         match store.apply_retention(cutoff).await {
-            Ok(s) if s.samples_deleted > 0 || s.series_retired > 0 => tracing::info!(
-                samples = s.samples_deleted,
-                series = s.series_retired,
-                records = s.records_deleted,
-                "Retention deleted old samples."
-            ),
+            Ok(s)
+                if s.samples_deleted > 0
+                    || s.series_retired > 0
+                    || !s.backlog_dropped.is_empty() =>
+            {
+                for (name, n) in &s.backlog_dropped {
+                    forward_metrics.count_backlog_dropped(&config.remote_write, name, *n);
+                }
+                tracing::info!(
+                    samples = s.samples_deleted,
+                    series = s.series_retired,
+                    records = s.records_deleted,
+                    "Retention deleted old samples."
+                )
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "Retention failed; will retry."),
         }

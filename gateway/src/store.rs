@@ -9,6 +9,7 @@
 //! commit), which is what lets one SQLite writer keep up with many senders: the cost of a
 //! commit is paid once per group, not per sample or per request.
 
+pub mod chunk;
 pub mod codec;
 pub mod head;
 mod writer;
@@ -24,7 +25,7 @@ use prometheus_client::registry::Registry;
 use promql_parser::label::Matcher;
 use rules_engine::storage::{Appender, Queryable, Series, StorageError, TimeRange};
 use rules_engine::{Labels, Sample};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::StorageConfig;
 use crate::validate::{LimitsConfig, Rejections};
@@ -173,17 +174,43 @@ impl StoreMetrics {
 }
 
 /// Counts from one retention pass.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RetentionStats {
     pub samples_deleted: u64,
     pub series_retired: u64,
     pub records_deleted: u64,
+    /// Per forward target: samples skipped because its backlog passed `max_backlog_bytes`.
+    pub backlog_dropped: Vec<(String, u64)>,
+}
+
+/// A remote-write target as the store sees it: a cursor to keep, a backlog budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    pub name: String,
+    /// Most bytes of unsent records kept for it; 0 for no bound.
+    pub max_backlog_bytes: u64,
+}
+
+/// State the writer shares with readers.
+pub(crate) struct Shared {
+    pub head: Arc<Head>,
+    pub metadata: Arc<RwLock<std::collections::HashMap<String, MetricMetadata>>>,
+    /// The newest committed record's `log.seq`.
+    pub committed: watch::Sender<i64>,
+    /// Per forward target, the last acknowledged `log.seq`.
+    pub cursors: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    /// The newest sample timestamp committed (ms).
+    pub highest_ts: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     head: Arc<Head>,
     metadata: Arc<RwLock<std::collections::HashMap<String, MetricMetadata>>>,
+    committed: watch::Receiver<i64>,
+    cursors: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    highest_ts: Arc<std::sync::atomic::AtomicI64>,
+    db_path: std::path::PathBuf,
     tx: Mutex<Option<mpsc::Sender<writer::Msg>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -196,6 +223,7 @@ impl Store {
         limits: Arc<LimitsConfig>,
         metrics: StoreMetrics,
         now_ms: i64,
+        targets: &[ForwardTarget],
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&cfg.path).map_err(|source| StoreError::DataDir {
             path: cfg.path.display().to_string(),
@@ -205,14 +233,24 @@ impl Store {
         let head = Arc::new(Head::default());
         let metadata = Arc::new(RwLock::new(std::collections::HashMap::new()));
         let retention_ms = i64::try_from(cfg.retention.as_millis()).unwrap_or(i64::MAX);
+        let (committed_tx, committed) = watch::channel(0);
+        let cursors = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let highest_ts = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let shared = Shared {
+            head: head.clone(),
+            metadata: metadata.clone(),
+            committed: committed_tx,
+            cursors: cursors.clone(),
+            highest_ts: highest_ts.clone(),
+        };
         let w = writer::Writer::open(
             &db_path,
             cfg.fsync,
-            head.clone(),
-            metadata.clone(),
+            shared,
             limits,
             metrics,
             now_ms.saturating_sub(retention_ms),
+            targets,
         )?;
         let (tx, rx) = mpsc::channel(256);
         let thread = std::thread::Builder::new()
@@ -225,6 +263,10 @@ impl Store {
         Ok(Self {
             head,
             metadata,
+            committed,
+            cursors,
+            highest_ts,
+            db_path,
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -232,6 +274,40 @@ impl Store {
 
     pub fn head(&self) -> &Head {
         &self.head
+    }
+
+    /// Watches the newest committed record's sequence number.
+    pub fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.clone()
+    }
+
+    /// The newest sample timestamp committed (ms since the epoch; 0 before any).
+    pub fn highest_timestamp(&self) -> i64 {
+        self.highest_ts.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A forward target's cursor: the last record its receiver acknowledged.
+    pub fn cursor(&self, name: &str) -> Option<i64> {
+        self.cursors.lock().get(name).copied()
+    }
+
+    /// Moves a forward target's cursor (durably, through the writer).
+    pub async fn set_cursor(&self, name: &str, seq: i64) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(writer::Msg::SetCursor(name.to_string(), seq, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// A read-only connection for readers of the records (the forwarder).
+    pub fn open_reader(&self) -> Result<rusqlite::Connection, StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(conn)
     }
 
     /// Declared metadata per metric family.

@@ -116,3 +116,91 @@ async fn buildinfo_names_the_api_version() {
     assert_eq!(d["version"], "2.42.0");
     assert_eq!(d["application"], "promgate");
 }
+
+#[tokio::test]
+async fn instant_and_range_queries_evaluate_over_the_window() {
+    let (app, t) = loaded().await;
+    let at = t as f64 / 1000.0;
+    let v = json_of(&app, &format!("/api/v1/query?query=sum(up)&time={at}")).await;
+    assert_eq!(v["data"]["resultType"], "vector");
+    // up{instance="a:1"} is 60s old, inside the 5m lookback: 1 + 0.
+    assert_eq!(v["data"]["result"][0]["value"][1], "1");
+    let v = json_of(
+        &app,
+        &format!(
+            "/api/v1/query?query={}&time={at}",
+            urlencode("up{instance=\"b:1\"} == bool 0")
+        ),
+    )
+    .await;
+    assert_eq!(
+        v["data"]["result"][0]["metric"],
+        json!({"instance": "b:1", "job": "api"})
+    );
+    assert_eq!(v["data"]["result"][0]["value"][1], "1");
+    let (start, end) = ((t - 60_000) as f64 / 1000.0, at);
+    let v = json_of(
+        &app,
+        &format!("/api/v1/query_range?query=count(up)&start={start}&end={end}&step=30"),
+    )
+    .await;
+    assert_eq!(v["data"]["resultType"], "matrix");
+    let values = v["data"]["result"][0]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 3);
+    assert_eq!(values[0][1], "1", "only a:1 exists 60s ago");
+    assert_eq!(values[2][1], "2");
+    let v = json_of(&app, "/api/v1/query?query=1%2F0&time=5").await;
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "scalar", "result": [5, "+Inf"]})
+    );
+}
+
+#[tokio::test]
+async fn query_errors_use_prometheus_types_and_codes() {
+    let (app, _) = loaded().await;
+    let cases = [
+        (
+            "/api/v1/query?query=sum(",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query?query=up&time=noon",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=10",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=10&end=0&step=1",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=100000&step=1",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+        ),
+        (
+            "/api/v1/query_range?query=up%5B5m%5D&start=0&end=10&step=1",
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+        ),
+    ];
+    for (uri, status, kind) in cases {
+        let (s, body) = get(&app, uri).await;
+        assert_eq!(s, status, "{uri}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["errorType"], kind, "{uri}: {body}");
+        assert_eq!(v["status"], "error");
+    }
+    // Many-to-many matching is an execution error (422), as in Prometheus.
+    let q = urlencode("up + on(job) up");
+    let (s, body) = get(&app, &format!("/api/v1/query?query={q}")).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("many-to-many matching not allowed"), "{body}");
+}

@@ -10,12 +10,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use hashbrown::HashMap as FastMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use promql_parser::label::{MatchOp, Matcher};
 use rules_engine::model::METRIC_NAME;
 use rules_engine::{Labels, Sample};
+
+use super::chunk::SampleBuf;
 
 /// A series' id in the database; never reused.
 pub type SeriesId = u64;
@@ -26,11 +28,14 @@ pub struct MemSeries {
     pub id: SeriesId,
     pub labels: Labels,
     pub hash: u64,
-    /// Samples in ascending timestamp order, unique timestamps.
-    pub(crate) samples: Mutex<Vec<Sample>>,
+    /// Samples in ascending timestamp order, unique timestamps, compressed.
+    pub(crate) samples: Mutex<SampleBuf>,
     /// Set when retention removed the series from the head: a writer holding it from an
     /// earlier lookup must create it again rather than write into a detached series.
     retired: AtomicBool,
+    /// The newest record (`log.seq`) holding samples of this series: retention keeps the
+    /// series (and its labels) while a forwarder has not sent that record.
+    last_seq: AtomicI64,
 }
 
 impl MemSeries {
@@ -40,9 +45,18 @@ impl MemSeries {
             id,
             labels,
             hash,
-            samples: Mutex::new(Vec::new()),
+            samples: Mutex::new(SampleBuf::default()),
             retired: AtomicBool::new(false),
+            last_seq: AtomicI64::new(0),
         }
+    }
+
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    pub fn set_last_seq(&self, seq: i64) {
+        self.last_seq.fetch_max(seq, Ordering::AcqRel);
     }
 
     pub fn retire(&self) {
@@ -55,23 +69,17 @@ impl MemSeries {
 
     /// Copies the samples in `[start, end]`.
     pub fn samples_in(&self, start: i64, end: i64) -> Vec<Sample> {
-        let s = self.samples.lock();
-        let lo = s.partition_point(|x| x.t.0 < start);
-        let hi = s.partition_point(|x| x.t.0 <= end);
-        s[lo..hi.max(lo)].to_vec()
+        self.samples.lock().range(start, end)
     }
 
     /// The timestamps of the oldest and newest samples.
     pub fn time_bounds(&self) -> Option<(i64, i64)> {
-        let s = self.samples.lock();
-        Some((s.first()?.t.0, s.last()?.t.0))
+        self.samples.lock().bounds()
     }
 
     /// Whether any sample lies in `[start, end]`.
     pub fn has_samples_in(&self, start: i64, end: i64) -> bool {
-        let s = self.samples.lock();
-        let lo = s.partition_point(|x| x.t.0 < start);
-        s.get(lo).is_some_and(|x| x.t.0 <= end)
+        self.samples.lock().has_in(start, end)
     }
 }
 

@@ -1,4 +1,5 @@
--- promgate's SQLite window, schema version 1 (PRAGMA user_version).
+-- promgate's SQLite window, schema version 2 (PRAGMA user_version). Every statement is
+-- idempotent, so applying it to a version-1 database migrates it.
 -- series: one row per active series, labels encoded by store::codec::encode_labels.
 CREATE TABLE IF NOT EXISTS series (
     id     INTEGER PRIMARY KEY,
@@ -20,9 +21,15 @@ CREATE TABLE IF NOT EXISTS metadata (
     help   TEXT NOT NULL,
     unit   TEXT NOT NULL
 ) WITHOUT ROWID;
+-- forward_cursor: per remote-write target, the last record (log.seq) its receiver
+-- acknowledged. Records after the smallest cursor are kept past the retention.
+CREATE TABLE IF NOT EXISTS forward_cursor (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+) WITHOUT ROWID;
 -- meta: store bookkeeping (next_series_id, so ids are never reused).
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

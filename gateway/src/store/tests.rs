@@ -18,7 +18,7 @@ fn open_at(dir: &std::path::Path, limits: LimitsConfig, now_ms: i64) -> Store {
         ..StorageConfig::default()
     };
     let metrics = StoreMetrics::register(&mut Registry::default());
-    Store::open(&cfg, Arc::new(limits), metrics, now_ms).unwrap()
+    Store::open(&cfg, Arc::new(limits), metrics, now_ms, &[]).unwrap()
 }
 
 fn open_with(dir: &std::path::Path, limits: LimitsConfig) -> Store {
@@ -283,5 +283,128 @@ fn appender_writes_recorded_samples() {
             labels: l,
             samples: vec![Sample::new(5, 2.0)]
         }]
+    );
+}
+
+fn open_targets(dir: &std::path::Path, now_ms: i64, targets: &[(&str, u64)]) -> Store {
+    let cfg = StorageConfig {
+        path: dir.to_path_buf(),
+        retention: Duration::from_secs(3600),
+        ..StorageConfig::default()
+    };
+    let targets: Vec<ForwardTarget> = targets
+        .iter()
+        .map(|(n, b)| ForwardTarget {
+            name: n.to_string(),
+            max_backlog_bytes: *b,
+        })
+        .collect();
+    let metrics = StoreMetrics::register(&mut Registry::default());
+    Store::open(
+        &cfg,
+        Arc::new(LimitsConfig::default()),
+        metrics,
+        now_ms,
+        &targets,
+    )
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn forward_cursors_persist_and_start_at_the_newest_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = labels(&[("__name__", "m")]);
+    {
+        let store = open_targets(dir.path(), 10_000, &[]);
+        store.write_blocking(batch(&[(&m, &[(1, 1.0)])])).unwrap();
+        assert_eq!(*store.committed().borrow(), 1);
+    }
+    let store = open_targets(dir.path(), 10_000, &[("a", 0)]);
+    assert_eq!(
+        store.cursor("a"),
+        Some(1),
+        "a new target gets data from now on"
+    );
+    store.write_blocking(batch(&[(&m, &[(2, 1.0)])])).unwrap();
+    store.write_blocking(batch(&[(&m, &[(3, 1.0)])])).unwrap();
+    assert_eq!(*store.committed().borrow(), 3);
+    rt().block_on(store.set_cursor("a", 2)).unwrap();
+    drop(store);
+    let store = open_targets(dir.path(), 10_000, &[("a", 0)]);
+    assert_eq!(store.cursor("a"), Some(2));
+    drop(store);
+    // A target no longer configured loses its cursor and holds nothing back.
+    let store = open_targets(dir.path(), 10_000, &[]);
+    assert_eq!(store.cursor("a"), None);
+    assert_eq!(store.highest_timestamp(), 3);
+}
+
+#[test]
+fn retention_keeps_what_a_target_has_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = labels(&[("__name__", "old")]);
+    let store = open_targets(dir.path(), 10_000, &[("a", 0)]);
+    store
+        .write_blocking(batch(&[(&old, &[(100, 1.0)])]))
+        .unwrap();
+    let rt = rt();
+    // The record is past the retention but unsent: it and its series stay.
+    let stats = rt.block_on(store.apply_retention(5000)).unwrap();
+    assert_eq!((stats.records_deleted, stats.series_retired), (0, 0));
+    let reader = store.open_reader().unwrap();
+    let n: i64 = reader
+        .query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        store.head().get(1).is_some(),
+        "the forwarder still needs its labels"
+    );
+    // Once sent, both go.
+    rt.block_on(store.set_cursor("a", 1)).unwrap();
+    let stats = rt.block_on(store.apply_retention(5000)).unwrap();
+    assert_eq!((stats.records_deleted, stats.series_retired), (1, 1));
+}
+
+#[test]
+fn a_backlog_over_budget_drops_the_oldest_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_targets(dir.path(), 10_000, &[("a", 100), ("b", 0)]);
+    let m = labels(&[("__name__", "m")]);
+    for i in 0..20 {
+        let samples: Vec<(i64, f64)> = (0..10)
+            .map(|k| (i * 100 + k, (i * k) as f64 + 0.5))
+            .collect();
+        store.write_blocking(batch(&[(&m, &samples)])).unwrap();
+    }
+    let stats = rt().block_on(store.apply_retention(-1)).unwrap();
+    assert_eq!(stats.backlog_dropped.len(), 1);
+    let (name, samples) = &stats.backlog_dropped[0];
+    assert_eq!(name, "a");
+    assert!(
+        *samples > 0 && *samples % 10 == 0,
+        "whole records: {samples}"
+    );
+    let cursor = store.cursor("a").unwrap();
+    assert_eq!(cursor as u64 * 10, *samples);
+    let reader = store.open_reader().unwrap();
+    let left: i64 = reader
+        .query_row(
+            "SELECT SUM(length(data)) FROM log WHERE seq > ?1",
+            [cursor],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(left <= 100, "{left} bytes left for a");
+    assert_eq!(
+        store.cursor("b"),
+        Some(0),
+        "an unbounded target keeps everything"
     );
 }

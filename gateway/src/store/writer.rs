@@ -11,20 +11,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rules_engine::Sample;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::{self, encode_entry};
 use super::head::{Head, MemSeries, SeriesId, SeriesKey};
 use super::{
-    MetricMetadata, RetentionStats, StoreError, StoreMetrics, Target, WriteBatch, WriteOutcome,
+    ForwardTarget, MetricMetadata, RetentionStats, Shared, StoreError, StoreMetrics, Target,
+    WriteBatch, WriteOutcome,
 };
 use crate::validate::{LimitsConfig, Reason};
 
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Most write requests committed in one transaction.
 const MAX_GROUP: usize = 64;
 const SIZE_REFRESH: Duration = Duration::from_secs(5);
@@ -35,6 +36,7 @@ pub enum Msg {
         oneshot::Sender<Result<WriteOutcome, StoreError>>,
     ),
     Retention(i64, oneshot::Sender<Result<RetentionStats, StoreError>>),
+    SetCursor(String, i64, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// How to undo one change to the head.
@@ -55,6 +57,11 @@ pub struct Writer {
     db_path: PathBuf,
     head: Arc<Head>,
     metadata: Arc<RwLock<HashMap<String, MetricMetadata>>>,
+    committed: watch::Sender<i64>,
+    cursors: Arc<Mutex<HashMap<String, i64>>>,
+    highest_ts: Arc<std::sync::atomic::AtomicI64>,
+    /// Backlog budget per forward target (bytes; 0 for none).
+    budgets: HashMap<String, u64>,
     limits: Arc<LimitsConfig>,
     metrics: StoreMetrics,
     next_id: SeriesId,
@@ -67,11 +74,11 @@ impl Writer {
     pub fn open(
         db_path: &Path,
         fsync: bool,
-        head: Arc<Head>,
-        metadata: Arc<RwLock<HashMap<String, MetricMetadata>>>,
+        shared: Shared,
         limits: Arc<LimitsConfig>,
         metrics: StoreMetrics,
         cutoff_ms: i64,
+        targets: &[ForwardTarget],
     ) -> Result<Self, StoreError> {
         let conn = Connection::open(db_path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -88,16 +95,80 @@ impl Writer {
         let mut w = Self {
             conn,
             db_path: db_path.to_path_buf(),
-            head,
-            metadata,
+            head: shared.head,
+            metadata: shared.metadata,
+            committed: shared.committed,
+            cursors: shared.cursors,
+            highest_ts: shared.highest_ts,
+            budgets: targets
+                .iter()
+                .map(|t| (t.name.clone(), t.max_backlog_bytes))
+                .collect(),
             limits,
             metrics,
             next_id: 1,
             last_size_check: Instant::now(),
         };
+        w.load_cursors(targets)?;
         w.load(cutoff_ms)?;
         w.refresh_size();
         Ok(w)
+    }
+
+    /// Loads the cursors of the configured targets. A target seen for the first time starts
+    /// at the newest record: it gets what is written from now on, not the whole window.
+    /// Cursors of targets no longer configured are deleted, so they hold nothing back.
+    fn load_cursors(&mut self, targets: &[ForwardTarget]) -> Result<(), StoreError> {
+        let newest: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
+        self.committed.send_replace(newest);
+        let tx = self.conn.transaction()?;
+        let mut cursors = HashMap::new();
+        {
+            let mut get = tx.prepare("SELECT seq FROM forward_cursor WHERE name = ?1")?;
+            let mut put = tx.prepare("INSERT INTO forward_cursor (name, seq) VALUES (?1, ?2)")?;
+            for t in targets {
+                let seq: Option<i64> = get.query_row([&t.name], |r| r.get(0)).optional()?;
+                let seq = match seq {
+                    Some(s) => s,
+                    None => {
+                        put.execute(params![t.name, newest])?;
+                        newest
+                    }
+                };
+                cursors.insert(t.name.clone(), seq);
+            }
+            let names: Vec<String> = {
+                let mut all = tx.prepare("SELECT name FROM forward_cursor")?;
+                all.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for n in names.iter().filter(|n| !cursors.contains_key(*n)) {
+                tx.execute("DELETE FROM forward_cursor WHERE name = ?1", [n])?;
+                tracing::info!(target_name = %n, "Dropped the cursor of a remote-write target no longer configured.");
+            }
+        }
+        tx.commit()?;
+        *self.cursors.lock() = cursors;
+        Ok(())
+    }
+
+    /// The smallest forward cursor: records after it are still needed.
+    fn min_cursor(&self) -> i64 {
+        self.cursors
+            .lock()
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    fn set_cursor(&mut self, name: &str, seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO forward_cursor (name, seq) VALUES (?1, ?2)")?
+            .execute(params![name, seq])?;
+        self.cursors.lock().insert(name.to_string(), seq);
+        Ok(())
     }
 
     fn load(&mut self, cutoff_ms: i64) -> Result<(), StoreError> {
@@ -133,27 +204,21 @@ impl Writer {
         {
             let mut stmt = self
                 .conn
-                .prepare("SELECT data FROM log WHERE max_ts >= ?1 ORDER BY seq")?;
-            let mut rows = stmt.query([cutoff_ms])?;
+                .prepare("SELECT seq, data FROM log WHERE max_ts >= ?1 OR seq > ?2 ORDER BY seq")?;
+            let mut rows = stmt.query([cutoff_ms, self.min_cursor()])?;
             while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
                 codec::decode_record(
-                    row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?,
+                    row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
                     |id, batch| {
                         let keep = batch.iter().filter(|s| s.t.0 >= cutoff_ms);
                         match self.head.get(id) {
                             Some(series) => {
+                                series.set_last_seq(seq);
                                 let mut data = series.samples.lock();
                                 for s in keep {
                                     samples += 1;
-                                    match data.last() {
-                                        Some(last) if last.t >= s.t => {
-                                            match data.binary_search_by(|x| x.t.cmp(&s.t)) {
-                                                Ok(i) => data[i] = *s,
-                                                Err(i) => data.insert(i, *s),
-                                            }
-                                        }
-                                        _ => data.push(*s),
-                                    }
+                                    data.upsert(*s);
                                 }
                             }
                             None => orphans += keep.count() as u64,
@@ -188,7 +253,15 @@ impl Writer {
         }
         // Series whose samples all fell out of the retention while promgate was down.
         self.retain(cutoff_ms)?;
-        let in_memory: usize = self.head.all().iter().map(|s| s.samples.lock().len()).sum();
+        let all = self.head.all();
+        let in_memory: usize = all.iter().map(|s| s.samples.lock().len()).sum();
+        let newest = all
+            .iter()
+            .filter_map(|s| s.time_bounds())
+            .map(|b| b.1)
+            .max();
+        self.highest_ts
+            .store(newest.unwrap_or(0), std::sync::atomic::Ordering::Release);
         self.metrics.samples_in_memory.set(in_memory as i64);
         tracing::info!(
             series = self.head.len(),
@@ -213,6 +286,9 @@ impl Writer {
             match first {
                 Msg::Retention(cutoff, reply) => {
                     let _ = reply.send(self.retain(cutoff));
+                }
+                Msg::SetCursor(name, seq, reply) => {
+                    let _ = reply.send(self.set_cursor(&name, seq));
                 }
                 Msg::Write(batch, reply) => {
                     let mut group = vec![(batch, reply)];
@@ -268,6 +344,7 @@ impl Writer {
         // Replies are held until the group is committed or undone, so no caller observes the
         // head between a failure and its undo.
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let mut seq = None;
 
         let result = (|| -> Result<(), StoreError> {
             self.conn.execute_batch("BEGIN")?;
@@ -279,6 +356,7 @@ impl Writer {
                 self.conn
                     .prepare_cached("INSERT INTO log (min_ts, max_ts, data) VALUES (?1, ?2, ?3)")?
                     .execute(params![ts_range.0, ts_range.1, record])?;
+                seq = Some(self.conn.last_insert_rowid());
             }
             if self.next_id != next_id_before {
                 self.conn
@@ -293,6 +371,14 @@ impl Writer {
 
         match result {
             Ok(()) => {
+                if let Some(seq) = seq {
+                    for s in &touched {
+                        s.set_last_seq(seq);
+                    }
+                    self.highest_ts
+                        .fetch_max(ts_range.1, std::sync::atomic::Ordering::AcqRel);
+                    self.committed.send_replace(seq);
+                }
                 self.metrics.commits.inc();
                 self.metrics
                     .requests_per_commit
@@ -363,7 +449,7 @@ impl Writer {
             {
                 let mut data = series.samples.lock();
                 for s in samples {
-                    let Some(last) = data.last().copied() else {
+                    let Some(last) = data.last() else {
                         data.push(*s);
                         undo.push(Undo::Pushed(slot));
                         accepted.push(*s);
@@ -375,18 +461,23 @@ impl Writer {
                         accepted.push(*s);
                         continue;
                     }
-                    // At or before the newest sample.
-                    let reason = match data.binary_search_by(|x| x.t.cmp(&s.t)) {
+                    // At or before the newest sample (the newest itself needs no decoding).
+                    let stored = if s.t == last.t {
+                        Some(last)
+                    } else {
+                        data.get(s.t.0)
+                    };
+                    let reason = match stored {
                         // Same timestamp, same value: an idempotent retry, not an error.
-                        Ok(i) if data[i].v.to_bits() == s.v.to_bits() => continue,
-                        Ok(_) => Reason::duplicate_sample,
-                        Err(i) if ooo_window > 0 && s.t.0 >= last.t.0 - ooo_window => {
-                            data.insert(i, *s);
+                        Some(x) if x.v.to_bits() == s.v.to_bits() => continue,
+                        Some(_) => Reason::duplicate_sample,
+                        None if ooo_window > 0 && s.t.0 >= last.t.0 - ooo_window => {
+                            data.insert(*s);
                             undo.push(Undo::Inserted(slot, s.t.0));
                             accepted.push(*s);
                             continue;
                         }
-                        Err(_) => Reason::out_of_order,
+                        None => Reason::out_of_order,
                     };
                     out.rejected.add(reason, 1, || {
                         let detail = if reason == Reason::duplicate_sample {
@@ -493,10 +584,7 @@ impl Writer {
                     touched[i].samples.lock().pop();
                 }
                 Undo::Inserted(i, t) => {
-                    let mut d = touched[i].samples.lock();
-                    if let Ok(k) = d.binary_search_by(|x| x.t.0.cmp(&t)) {
-                        d.remove(k);
-                    }
+                    touched[i].samples.lock().remove(t);
                 }
                 Undo::Created(id) => {
                     if let Some(s) = self.head.remove(id) {
@@ -532,23 +620,28 @@ impl Writer {
     }
 
     /// Deletes samples and records older than `cutoff_ms`; retires emptied series.
+    ///
+    /// Records a forward target has not sent yet are kept (within its backlog budget), and so
+    /// are the series they name, so the forwarder can still label their samples.
     fn retain(&mut self, cutoff_ms: i64) -> Result<RetentionStats, StoreError> {
-        let mut stats = RetentionStats::default();
+        let mut stats = RetentionStats {
+            backlog_dropped: self.enforce_backlog_budgets()?,
+            ..RetentionStats::default()
+        };
+        let min_cursor = self.min_cursor();
         let mut retired = Vec::new();
         for s in self.head.all() {
             let mut d = s.samples.lock();
-            let k = d.partition_point(|x| x.t.0 < cutoff_ms);
-            if k > 0 {
-                d.drain(..k);
-                stats.samples_deleted += k as u64;
-            }
-            if d.is_empty() {
+            stats.samples_deleted += d.drop_before(cutoff_ms) as u64;
+            if d.is_empty() && s.last_seq() <= min_cursor {
                 retired.push(s.id);
             }
         }
         let tx = self.conn.transaction()?;
-        stats.records_deleted =
-            tx.execute("DELETE FROM log WHERE max_ts < ?1", [cutoff_ms])? as u64;
+        stats.records_deleted = tx.execute(
+            "DELETE FROM log WHERE max_ts < ?1 AND seq <= ?2",
+            [cutoff_ms, min_cursor],
+        )? as u64;
         {
             let mut del = tx.prepare_cached("DELETE FROM series WHERE id = ?1")?;
             for id in &retired {
@@ -571,6 +664,57 @@ impl Writer {
             .dec_by(stats.samples_deleted as i64);
         self.metrics.active_series.set(self.head.len() as i64);
         Ok(stats)
+    }
+}
+
+impl Writer {
+    /// Moves the cursor of each target whose unsent records exceed its budget past the
+    /// oldest of them. Returns the samples skipped per target.
+    fn enforce_backlog_budgets(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut dropped = Vec::new();
+        let budgets: Vec<(String, u64)> = self
+            .budgets
+            .iter()
+            .filter(|(_, b)| **b > 0)
+            .map(|(n, b)| (n.clone(), *b))
+            .collect();
+        for (name, budget) in budgets {
+            let Some(cursor) = self.cursors.lock().get(&name).copied() else {
+                continue;
+            };
+            let backlog: i64 = self.conn.query_row(
+                "SELECT COALESCE(SUM(length(data)), 0) FROM log WHERE seq > ?1",
+                [cursor],
+                |r| r.get(0),
+            )?;
+            let mut excess = backlog - budget as i64;
+            if excess <= 0 {
+                continue;
+            }
+            let (mut new_cursor, mut samples) = (cursor, 0u64);
+            {
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq")?;
+                let mut rows = stmt.query([cursor])?;
+                while excess > 0 {
+                    let Some(row) = rows.next()? else { break };
+                    let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                    excess -= data.len() as i64;
+                    codec::decode_record(data, |_, s| samples += s.len() as u64)?;
+                    new_cursor = row.get(0)?;
+                }
+            }
+            self.set_cursor(&name, new_cursor)?;
+            tracing::warn!(
+                target_name = %name,
+                samples,
+                budget_bytes = budget,
+                "Remote-write backlog over its budget: the oldest unsent samples were dropped."
+            );
+            dropped.push((name, samples));
+        }
+        Ok(dropped)
     }
 }
 

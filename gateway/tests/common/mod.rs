@@ -31,7 +31,7 @@ pub fn app(config_yaml: &str) -> App {
     let http = HttpMetrics::register(&mut registry);
     let sm = StoreMetrics::register(&mut registry);
     let state = Arc::new(AppState::new(config.clone(), registry, ingest, http));
-    let store = Store::open(&config.storage, state.limits.clone(), sm, now()).unwrap();
+    let store = Store::open(&config.storage, state.limits.clone(), sm, now(), &[]).unwrap();
     state.set_store(Arc::new(store));
     App {
         router: router(state),
