@@ -157,7 +157,36 @@ fn prometheus_self_scrape_arrives_identical_in_promgate() {
         labels[0]["instance"],
         format!("127.0.0.1:{}", prom.process().port())
     );
+
+    // Metric metadata (type, help, unit) sent by Prometheus every 2s is what Prometheus
+    // itself reports for the same families.
+    for metric in [
+        "go_goroutines",
+        "process_cpu_seconds_total",
+        "prometheus_tsdb_compaction_chunk_range_seconds",
+    ] {
+        let want = metadata(&prom.url(), metric);
+        assert!(!want.is_null(), "Prometheus has no metadata for {metric}");
+        e2e::eventually(Duration::from_secs(20), || {
+            let got = metadata(&pg.url(), metric);
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "metadata of {metric}: promgate {got}, Prometheus {want}"
+                ))
+            }
+        });
+    }
     assert!(pg.is_healthy(), "promgate died");
+}
+
+/// `GET /api/v1/metadata?metric=M`: the entries for M (JSON), or null.
+fn metadata(base: &str, metric: &str) -> serde_json::Value {
+    let url = http::url_with_query(base, "/api/v1/metadata", &[("metric", metric.to_string())]);
+    let r = http::get(&url).expect("GET /api/v1/metadata");
+    assert_eq!(r.status, 200, "{url}: {}", r.text());
+    r.json().expect("JSON")["data"][metric].clone()
 }
 
 /// Control: the same check against VictoriaMetrics, so a failure of the promgate test above is
