@@ -46,9 +46,8 @@ missing=()
 for pkg in "${!BIN[@]}"; do
   if ! installed "$pkg" || [ ! -x "${BIN[$pkg]}" ]; then missing+=("$pkg"); fi
 done
-# The harness sends SIGTERM with kill(1) and reads ports with ss(8).
+# The harness sends SIGTERM with kill(1).
 if [ ! -x /usr/bin/kill ] && [ ! -x /bin/kill ]; then missing+=(procps); fi
-if ! command -v ss >/dev/null 2>&1; then missing+=(iproute2); fi
 if ! command -v promtool >/dev/null 2>&1; then
   # promtool ships in the prometheus package.
   [[ " ${missing[*]} " == *" prometheus "* ]] || missing+=(prometheus)
