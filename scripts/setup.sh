@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what promgate's end-to-end tests and ingest benchmark need: the real peers from
-# Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node) and checks
-# the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
+# Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node and vmagent)
+# and checks the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
 # second. Fails (non-zero, with the reason) when a peer cannot be installed.
 #
 # Packages are installed without starting their services (policy-rc.d answers 101 during the
@@ -46,6 +46,8 @@ missing=()
 for pkg in "${!BIN[@]}"; do
   if ! installed "$pkg" || [ ! -x "${BIN[$pkg]}" ]; then missing+=("$pkg"); fi
 done
+# The harness sends SIGTERM with kill(1).
+if [ ! -x /usr/bin/kill ] && [ ! -x /bin/kill ]; then missing+=(procps); fi
 if ! command -v promtool >/dev/null 2>&1; then
   # promtool ships in the prometheus package.
   [[ " ${missing[*]} " == *" prometheus "* ]] || missing+=(prometheus)
@@ -81,6 +83,8 @@ case "$prom_version" in
   *) note "warning: tests and BENCHMARKS.md target Prometheus 2.42; found: $prom_version" ;;
 esac
 command -v promtool >/dev/null 2>&1 || die "promtool missing (package prometheus)"
+# vmagent ships in the victoria-metrics package; the ingest benchmark measures it too.
+[ -x /usr/bin/vmagent ] || die "/usr/bin/vmagent missing (package victoria-metrics)"
 /usr/bin/victoria-metrics --help >/dev/null 2>&1 ||
   /usr/bin/victoria-metrics -help 2>&1 | grep -qi victoria ||
   die "/usr/bin/victoria-metrics does not run"

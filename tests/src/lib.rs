@@ -17,7 +17,7 @@ pub mod server;
 
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
-pub use server::{Prometheus, Promgate, VictoriaMetrics, cpu_seconds, free_port};
+pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

@@ -176,6 +176,31 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM (via `kill -TERM`) and waits up to `timeout` for the process to exit.
+    /// Returns its exit status, or `None` if it was still running at the deadline (it is then
+    /// SIGKILLed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM {} failed", child.id());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The temporary directory holding config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -475,6 +500,49 @@ impl VictoriaMetrics {
 
     pub fn query(&self, query: &str, time_ms: i64) -> Result<Vec<http::ExportSeries>, String> {
         http::prom_query(&self.url(), query, time_ms)
+    }
+}
+
+/// A running vmagent (`/usr/bin/vmagent`, from the victoria-metrics package): receives remote
+/// write and forwards it to `remote_write_url`, buffering in a temporary directory.
+#[derive(Debug)]
+pub struct Vmagent {
+    process: Process,
+}
+
+impl Vmagent {
+    pub fn start(remote_write_url: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vmagent-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let mut cmd = Command::new(peer_bin("vmagent"));
+        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-remoteWrite.url={remote_write_url}"))
+            .arg(format!(
+                "-remoteWrite.tmpDataPath={}",
+                dir.path().join("queue").display()
+            ));
+        Vmagent {
+            process: Process::spawn("vmagent", cmd, port, dir, "/health"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.process.url()
+    }
+
+    pub fn write_url(&self) -> String {
+        format!("{}/api/v1/write", self.url())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
     }
 }
 

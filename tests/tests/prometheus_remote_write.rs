@@ -157,7 +157,36 @@ fn prometheus_self_scrape_arrives_identical_in_promgate() {
         labels[0]["instance"],
         format!("127.0.0.1:{}", prom.process().port())
     );
+
+    // Metric metadata (type, help, unit) sent by Prometheus every 2s is what Prometheus
+    // itself reports for the same families.
+    for metric in [
+        "go_goroutines",
+        "process_cpu_seconds_total",
+        "prometheus_tsdb_compaction_chunk_range_seconds",
+    ] {
+        let want = metadata(&prom.url(), metric);
+        assert!(!want.is_null(), "Prometheus has no metadata for {metric}");
+        e2e::eventually(Duration::from_secs(20), || {
+            let got = metadata(&pg.url(), metric);
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "metadata of {metric}: promgate {got}, Prometheus {want}"
+                ))
+            }
+        });
+    }
     assert!(pg.is_healthy(), "promgate died");
+}
+
+/// `GET /api/v1/metadata?metric=M`: the entries for M (JSON), or null.
+fn metadata(base: &str, metric: &str) -> serde_json::Value {
+    let url = http::url_with_query(base, "/api/v1/metadata", &[("metric", metric.to_string())]);
+    let r = http::get(&url).expect("GET /api/v1/metadata");
+    assert_eq!(r.status, 200, "{url}: {}", r.text());
+    r.json().expect("JSON")["data"][metric].clone()
 }
 
 /// Control: the same check against VictoriaMetrics, so a failure of the promgate test above is
@@ -169,5 +198,64 @@ fn control_prometheus_self_scrape_arrives_identical_in_victoria_metrics() {
         vm.force_flush();
         vm.export(SELECTOR, Some(range))
             .expect("VictoriaMetrics export")
+    });
+}
+
+/// Prometheus scrapes a second target (a VictoriaMetrics process, for its `/metrics`) and
+/// remote-writes to promgate; when that target dies, Prometheus writes stale markers for its
+/// series, and promgate stores them bit-exact (0x7ff0000000000002), after the live samples.
+#[test]
+fn prometheus_stale_markers_arrive_bit_exact() {
+    const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+    let data = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(data.path(), "");
+    let mut target = VictoriaMetrics::start();
+    let config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: doomed
+    static_configs:
+      - targets: ['127.0.0.1:{}']
+remote_write:
+  - url: {}
+    queue_config:
+      batch_send_deadline: 500ms
+"#,
+        target.process().port(),
+        pg.write_url()
+    );
+    let _prom = Prometheus::start(&config);
+    let selector = r#"go_goroutines{job="doomed"}"#;
+    e2e::eventually(Duration::from_secs(60), || {
+        let got = pg.export(selector, None, true)?;
+        match got.as_slice() {
+            [s] if s.values.len() >= 3 => Ok(()),
+            other => Err(format!("live samples of {selector}: {other:?}")),
+        }
+    });
+    target.kill_9();
+    let series = e2e::eventually(Duration::from_secs(30), || {
+        let got = pg.export(selector, None, true)?;
+        match got.as_slice() {
+            [s] if s.bits.as_ref().and_then(|b| b.last()) == Some(&STALE_NAN) => Ok(s.clone()),
+            other => Err(format!("no stale marker ending {selector}: {other:?}")),
+        }
+    });
+    let bits = series.bits.expect("bits");
+    assert!(
+        bits[..bits.len() - 1]
+            .iter()
+            .all(|b| f64::from_bits(*b).is_finite()),
+        "live samples before the stale marker: {bits:x?}"
+    );
+    // `up` for the dead target turns 0.
+    e2e::eventually(Duration::from_secs(30), || {
+        let got = pg.export(r#"up{job="doomed"}"#, None, false)?;
+        match got.as_slice() {
+            [s] if s.values.last() == Some(&0.0) => Ok(()),
+            other => Err(format!("up of the dead target: {other:?}")),
+        }
     });
 }

@@ -31,14 +31,19 @@ use bytes::Bytes;
 use clap::Parser;
 use e2e::http::{self, ExportSeries};
 use e2e::payload::{encode_v1, labels, series};
-use e2e::{Prometheus, Promgate, VictoriaMetrics, cpu_seconds, now_ms};
+use e2e::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, now_ms};
 use proto::v1::{Label, WriteRequest};
 
 #[derive(Debug, Parser)]
 #[command(about = "Remote-write ingest benchmark: promgate vs Prometheus 2.42 vs VictoriaMetrics")]
 struct Args {
-    /// Targets, comma-separated: promgate, prometheus, vm.
-    #[arg(long, default_value = "promgate,prometheus,vm", value_delimiter = ',')]
+    /// Targets, comma-separated: promgate, prometheus, vm, vmagent (forwarding to its own
+    /// VictoriaMetrics sink, verified there).
+    #[arg(
+        long,
+        default_value = "promgate,prometheus,vm,vmagent",
+        value_delimiter = ','
+    )]
     targets: Vec<String>,
     /// Scenarios, comma-separated: 10k_x10, 100k_x1, 500k_new.
     #[arg(
@@ -303,6 +308,9 @@ enum Target {
     Promgate(Promgate, #[allow(dead_code)] tempfile::TempDir),
     Prometheus(Prometheus),
     Vm(VictoriaMetrics),
+    /// vmagent forwarding to its own VictoriaMetrics sink; verified through the sink. Only
+    /// vmagent's CPU is counted.
+    Vmagent(Vmagent, VictoriaMetrics),
 }
 
 impl Target {
@@ -316,7 +324,11 @@ impl Target {
             "vm" => Target::Vm(VictoriaMetrics::start_with_args(&[
                 "-search.latencyOffset=0s",
             ])),
-            other => panic!("unknown target {other:?} (promgate, prometheus, vm)"),
+            "vmagent" => {
+                let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
+                Target::Vmagent(Vmagent::start(&sink.write_url()), sink)
+            }
+            other => panic!("unknown target {other:?} (promgate, prometheus, vm, vmagent)"),
         }
     }
 
@@ -325,6 +337,7 @@ impl Target {
             Target::Promgate(..) => "promgate",
             Target::Prometheus(_) => "Prometheus 2.42",
             Target::Vm(_) => "VictoriaMetrics",
+            Target::Vmagent(..) => "vmagent",
         }
     }
 
@@ -333,6 +346,15 @@ impl Target {
             Target::Promgate(p, _) => p.url(),
             Target::Prometheus(p) => p.url(),
             Target::Vm(v) => v.url(),
+            Target::Vmagent(a, _) => a.url(),
+        }
+    }
+
+    /// Where reads go: the target itself, or vmagent's sink.
+    fn read_url(&self) -> String {
+        match self {
+            Target::Vmagent(_, sink) => sink.url(),
+            other => other.url(),
         }
     }
 
@@ -341,6 +363,7 @@ impl Target {
             Target::Promgate(p, _) => p.pid(),
             Target::Prometheus(p) => p.pid(),
             Target::Vm(v) => v.pid(),
+            Target::Vmagent(a, _) => a.pid(),
         }
     }
 
@@ -367,7 +390,7 @@ impl Target {
         );
         match self {
             Target::Promgate(p, _) => p.export(&sel, Some(range), false),
-            Target::Vm(v) => v.export(&sel, Some(range)),
+            Target::Vm(v) | Target::Vmagent(_, v) => v.export(&sel, Some(range)),
             Target::Prometheus(p) => {
                 let secs = (range.1 - range.0) / 1000 + 1;
                 p.query(&format!("{sel}[{secs}s]"), range.1)
@@ -377,7 +400,7 @@ impl Target {
 
     /// Makes written data visible to reads (VictoriaMetrics buffers for up to a second).
     fn flush(&self) {
-        if let Target::Vm(v) = self {
+        if let Target::Vm(v) | Target::Vmagent(_, v) = self {
             v.force_flush();
         }
     }
@@ -472,10 +495,34 @@ fn run_round(
 // Verification.
 
 fn verify(target: &Target, p: &Plan) -> Result<String, String> {
+    // vmagent forwards asynchronously: give it time to drain into its sink.
+    let deadline = Instant::now()
+        + if matches!(target, Target::Vmagent(..)) {
+            Duration::from_secs(120)
+        } else {
+            Duration::ZERO
+        };
+    let mut waited = false;
+    loop {
+        match verify_once(target, p) {
+            Err(e) if Instant::now() < deadline => {
+                if !waited {
+                    let short: String = e.chars().take(200).collect();
+                    eprintln!("(waiting for vmagent to forward: {short})");
+                    waited = true;
+                }
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            done => return done,
+        }
+    }
+}
+
+fn verify_once(target: &Target, p: &Plan) -> Result<String, String> {
     target.flush();
     // Series count for a selector, through the target's /api/v1/series.
     let sel = format!(r#"{VERIFY_METRIC}{{exchange="{VERIFY_EXCHANGE}",side="buy",env="prod"}}"#);
-    let found = http::series(&target.url(), &sel, Some(p.verify_range))?;
+    let found = http::series(&target.read_url(), &sel, Some(p.verify_range))?;
     if found.len() != p.verify_count {
         return Err(format!(
             "{}: /api/v1/series?match[]={sel}: {} series, want {}",
@@ -504,7 +551,7 @@ fn verify(target: &Target, p: &Plan) -> Result<String, String> {
         let want_v: Vec<f64> = want.iter().map(|x| x.1).collect();
         // VictoriaMetrics keeps 12 significant decimal digits of a float (by design); the
         // others must be exact.
-        let tolerance = if matches!(target, Target::Vm(_)) {
+        let tolerance = if matches!(target, Target::Vm(_) | Target::Vmagent(..)) {
             1e-11
         } else {
             0.0
