@@ -88,7 +88,10 @@ pub struct WriteBatch {
 /// What the writer did with a batch.
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
+    /// Samples stored.
     pub accepted: u64,
+    /// Samples identical to stored ones (a retry): not stored again, not an error.
+    pub unchanged: u64,
     pub series_created: u64,
     pub rejected: Rejections,
 }

@@ -244,6 +244,8 @@ pub struct Rejections {
 
 impl Rejections {
     /// Records `n` rejected samples; `describe` names the series, called for the first only.
+    /// The description is cut at [`MAX_DESCRIPTION`] bytes: a series with hundreds of long
+    /// labels must not turn a 400 into a megabyte.
     pub fn add(&mut self, reason: Reason, n: u64, describe: impl FnOnce() -> (String, String)) {
         if n == 0 {
             return;
@@ -251,7 +253,7 @@ impl Rejections {
         *self.counts.entry(reason).or_default() += n;
         if self.first.is_none() {
             let (series, detail) = describe();
-            self.first = Some((series, reason, detail));
+            self.first = Some((truncate(series), reason, truncate(detail)));
         }
     }
 
@@ -289,6 +291,22 @@ impl Rejections {
         }
         msg
     }
+}
+
+/// Longest description of a series or detail in an answer.
+pub const MAX_DESCRIPTION: usize = 1024;
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_DESCRIPTION {
+        let mut cut = MAX_DESCRIPTION;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let total = s.len();
+        s.truncate(cut);
+        s.push_str(&format!("… ({total} bytes in all)"));
+    }
+    s
 }
 
 /// Formats label pairs as Prometheus prints a label set, for error messages about series that
@@ -449,6 +467,13 @@ mod tests {
             "3 samples rejected (too_old: 1, out_of_order: 2); first: series {a=\"1\"}: out_of_order: sample at 5 is older than 9"
         );
         assert_eq!(describe_pairs(&[("a", "x\"")]), r#"{a="x\""}"#);
+        let mut r = Rejections::default();
+        r.add(Reason::too_many_labels, 1, || {
+            ("é".repeat(2000), String::new())
+        });
+        let (series, _, _) = r.first.unwrap();
+        assert!(series.len() < MAX_DESCRIPTION + 40, "{}", series.len());
+        assert!(series.ends_with("(4000 bytes in all)"), "{series}");
     }
 
     #[test]

@@ -81,17 +81,23 @@ async fn v2_write_reports_written_counts() {
             ..Default::default()
         }],
     };
-    let http = Request::post("/api/v1/write")
-        .header("Content-Type", proto::headers::CONTENT_TYPE_V2)
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
-        .body(Body::from(snappy(&req.encode_to_vec())))
-        .unwrap();
-    let (s, h, b) = send(&app, http).await;
+    let http = || {
+        Request::post("/api/v1/write")
+            .header("Content-Type", proto::headers::CONTENT_TYPE_V2)
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+            .body(Body::from(snappy(&req.encode_to_vec())))
+            .unwrap()
+    };
+    let (s, h, b) = send(&app, http()).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     assert_eq!(h["X-Prometheus-Remote-Write-Samples-Written"], "2");
     assert_eq!(h["X-Prometheus-Remote-Write-Histograms-Written"], "0");
     assert_eq!(h["X-Prometheus-Remote-Write-Exemplars-Written"], "0");
+    // A retry of the same request is written too (stored once).
+    let (s, h, _) = send(&app, http()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(h["X-Prometheus-Remote-Write-Samples-Written"], "2");
     assert_eq!(
         export(&app, "orders_total").await[0]["values"],
         serde_json::json!([1.0, 2.0])
@@ -237,7 +243,10 @@ async fn bad_requests_are_4xx_with_a_reason_and_the_next_write_lands() {
     raw[at + 1] = 0x28;
     let (s, b) = write(&app, snappy(&raw)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(b.contains("invalid_utf8"), "{b}");
+    assert!(
+        b.contains("invalid_utf8: the value of label j is not valid UTF-8 (bytes: c3 28)"),
+        "{b}"
+    );
     assert_eq!(
         export(&app, "still_ok").await[0]["timestamps"]
             .as_array()

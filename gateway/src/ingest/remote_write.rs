@@ -250,9 +250,10 @@ pub async fn remote_write(
             };
             if protocol == Protocol::V2 {
                 let h = resp.headers_mut();
+                // An identical retry counts as written, as Prometheus's receiver counts it.
                 h.insert(
                     proto::headers::SAMPLES_WRITTEN,
-                    HeaderValue::from(out.accepted),
+                    HeaderValue::from(out.accepted + out.unchanged),
                 );
                 h.insert(proto::headers::HISTOGRAMS_WRITTEN, HeaderValue::from(0));
                 h.insert(proto::headers::EXEMPLARS_WRITTEN, HeaderValue::from(0));
@@ -409,7 +410,9 @@ pub fn prepare(
             None => {
                 let Some(pairs) = labels_as_str(pairs) else {
                     p.rejected
-                        .add(Reason::invalid_utf8, samples.len() as u64, describe);
+                        .add(Reason::invalid_utf8, samples.len() as u64, || {
+                            (describe_pairs(pairs), utf8_detail(pairs))
+                        });
                     continue;
                 };
                 if let Err(reason) = check_labels(limits, pairs.iter().copied()) {
@@ -471,6 +474,29 @@ pub fn prepare(
         }
     }
     p
+}
+
+/// Which label is not UTF-8, with its bytes in hex.
+fn utf8_detail(pairs: &[super::decode::RawLabel<'_>]) -> String {
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for (n, v) in pairs {
+        if std::str::from_utf8(n).is_err() {
+            return format!("a label name is not valid UTF-8 (bytes: {})", hex(n));
+        }
+        if std::str::from_utf8(v).is_err() {
+            return format!(
+                "the value of label {} is not valid UTF-8 (bytes: {})",
+                String::from_utf8_lossy(n),
+                hex(v)
+            );
+        }
+    }
+    String::new()
 }
 
 /// The declared type of the family a series belongs to (`x_bucket` → `x`).

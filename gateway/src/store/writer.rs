@@ -469,7 +469,10 @@ impl Writer {
                     };
                     let reason = match stored {
                         // Same timestamp, same value: an idempotent retry, not an error.
-                        Some(x) if x.v.to_bits() == s.v.to_bits() => continue,
+                        Some(x) if x.v.to_bits() == s.v.to_bits() => {
+                            out.unchanged += 1;
+                            continue;
+                        }
                         Some(_) => Reason::duplicate_sample,
                         None if ooo_window > 0 && s.t.0 >= last.t.0 - ooo_window => {
                             data.insert(*s);
