@@ -311,6 +311,9 @@ enum Target {
     /// vmagent forwarding to its own VictoriaMetrics sink; verified through the sink. Only
     /// vmagent's CPU is counted.
     Vmagent(Vmagent, VictoriaMetrics),
+    /// promgate forwarding (remote_write) to its own VictoriaMetrics sink; verified through
+    /// the sink. Only promgate's CPU is counted, until its forward cursor has caught up.
+    PromgateFwd(Promgate, #[allow(dead_code)] tempfile::TempDir, VictoriaMetrics),
 }
 
 impl Target {
@@ -328,7 +331,18 @@ impl Target {
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
                 Target::Vmagent(Vmagent::start(&sink.write_url()), sink)
             }
-            other => panic!("unknown target {other:?} (promgate, prometheus, vm, vmagent)"),
+            "promgate-fwd" => {
+                let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
+                let data = tempfile::tempdir().expect("tempdir");
+                let config = format!(
+                    "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 2000\n",
+                    sink.write_url()
+                );
+                Target::PromgateFwd(Promgate::start_bin(promgate_bin, data.path(), &config), data, sink)
+            }
+            other => panic!(
+                "unknown target {other:?} (promgate, prometheus, vm, vmagent, promgate-fwd)"
+            ),
         }
     }
 
@@ -338,6 +352,7 @@ impl Target {
             Target::Prometheus(_) => "Prometheus 2.42",
             Target::Vm(_) => "VictoriaMetrics",
             Target::Vmagent(..) => "vmagent",
+            Target::PromgateFwd(..) => "promgate→VM",
         }
     }
 
@@ -347,13 +362,14 @@ impl Target {
             Target::Prometheus(p) => p.url(),
             Target::Vm(v) => v.url(),
             Target::Vmagent(a, _) => a.url(),
+            Target::PromgateFwd(p, _, _) => p.url(),
         }
     }
 
     /// Where reads go: the target itself, or vmagent's sink.
     fn read_url(&self) -> String {
         match self {
-            Target::Vmagent(_, sink) => sink.url(),
+            Target::Vmagent(_, sink) | Target::PromgateFwd(_, _, sink) => sink.url(),
             other => other.url(),
         }
     }
@@ -364,6 +380,7 @@ impl Target {
             Target::Prometheus(p) => p.pid(),
             Target::Vm(v) => v.pid(),
             Target::Vmagent(a, _) => a.pid(),
+            Target::PromgateFwd(p, _, _) => p.pid(),
         }
     }
 
@@ -390,7 +407,9 @@ impl Target {
         );
         match self {
             Target::Promgate(p, _) => p.export(&sel, Some(range), false),
-            Target::Vm(v) | Target::Vmagent(_, v) => v.export(&sel, Some(range)),
+            Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd(_, _, v) => {
+                v.export(&sel, Some(range))
+            }
             Target::Prometheus(p) => {
                 let secs = (range.1 - range.0) / 1000 + 1;
                 p.query(&format!("{sel}[{secs}s]"), range.1)
@@ -400,7 +419,7 @@ impl Target {
 
     /// Makes written data visible to reads (VictoriaMetrics buffers for up to a second).
     fn flush(&self) {
-        if let Target::Vm(v) | Target::Vmagent(_, v) = self {
+        if let Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd(_, _, v) = self {
             v.force_flush();
         }
     }
@@ -480,6 +499,9 @@ fn run_round(
         rt.block_on(send_all(client, &url, bodies, connections))
             .unwrap_or_else(|e| panic!("{}: {e}", target.name()));
     }
+    if let Target::PromgateFwd(p, _, _) = target {
+        wait_forwarded(p);
+    }
     let wall = t0.elapsed();
     let cpu = cpu_seconds(pid) - cpu0;
     std::thread::sleep(Duration::from_secs(1));
@@ -491,13 +513,29 @@ fn run_round(
     }
 }
 
+/// Waits until promgate's forwarder has sent every committed record.
+fn wait_forwarded(p: &Promgate) {
+    let url = format!("{}/api/v1/status/forward", p.url());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Ok(v) = http::get(&url).and_then(|r| r.json()) {
+            let t = &v["data"][0];
+            if t["cursor"].as_i64().is_some() && t["cursor"] == t["committed"] {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("promgate did not finish forwarding within 300 s");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verification.
 
 fn verify(target: &Target, p: &Plan) -> Result<String, String> {
     // vmagent forwards asynchronously: give it time to drain into its sink.
     let deadline = Instant::now()
-        + if matches!(target, Target::Vmagent(..)) {
+        + if matches!(target, Target::Vmagent(..) | Target::PromgateFwd(..)) {
             Duration::from_secs(120)
         } else {
             Duration::ZERO
@@ -551,7 +589,7 @@ fn verify_once(target: &Target, p: &Plan) -> Result<String, String> {
         let want_v: Vec<f64> = want.iter().map(|x| x.1).collect();
         // VictoriaMetrics keeps 12 significant decimal digits of a float (by design); the
         // others must be exact.
-        let tolerance = if matches!(target, Target::Vm(_) | Target::Vmagent(..)) {
+        let tolerance = if matches!(target, Target::Vm(_) | Target::Vmagent(..) | Target::PromgateFwd(..)) {
             1e-11
         } else {
             0.0
