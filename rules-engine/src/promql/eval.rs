@@ -95,7 +95,7 @@ impl<'a> Evaluator<'a> {
         let n = if end < start {
             0
         } else {
-            (end - start) / interval + 1
+            end.saturating_sub(start) / interval + 1
         };
         (0..n).map(move |i| start + i * interval)
     }
@@ -104,7 +104,8 @@ impl<'a> Evaluator<'a> {
         if self.end < self.start {
             0
         } else {
-            usize::try_from((self.end - self.start) / self.interval.max(1) + 1).unwrap_or(0)
+            usize::try_from(self.end.saturating_sub(self.start) / self.interval.max(1) + 1)
+                .unwrap_or(0)
         }
     }
 
@@ -305,19 +306,19 @@ impl<'a> Evaluator<'a> {
             .map_or(self.set.subquery_step, super::duration_ms)
             .max(1);
         let (start, end) = match at_ms(sq.at.as_ref(), self.set.top_start, self.set.top_end) {
-            Some(t) => (t, t.saturating_add(self.end - self.start)),
+            Some(t) => (t, t.saturating_add(self.end.saturating_sub(self.start))),
             None => (self.start, self.end),
         };
-        let base = start - off - range;
+        let base = start.saturating_sub(off).saturating_sub(range);
         let mut s0 = step * (base / step);
         if s0 < base {
-            s0 += step;
+            s0 = s0.saturating_add(step);
         }
         let sub = Evaluator {
             data: self.data,
             set: self.set,
             start: s0,
-            end: end - off,
+            end: end.saturating_sub(off),
             interval: step,
         };
         sub.eval_matrix(&sq.expr)
@@ -388,7 +389,7 @@ impl Windowed {
     /// [`super::invariant`]); step-invariant callers only ever have one step.
     pub(crate) fn bounds(&self, ev: &Evaluator<'_>, ts: i64) -> (i64, i64) {
         let maxt = match self.at {
-            Some(at) => at.saturating_add(ts - ev.start),
+            Some(at) => at.saturating_add(ts.saturating_sub(ev.start)),
             None => ts,
         }
         .saturating_sub(self.offset);

@@ -106,6 +106,11 @@ pub fn parse_expr(input: &str) -> Result<Expr, EvalError> {
     });
     let expr =
         promql_parser::parser::parse(input).map_err(|e| EvalError::Parse(clean(input, &e)))?;
+    if let Some(col) = out_of_range_duration(input) {
+        return Err(EvalError::Parse(format!(
+            "1:{col}: parse error: duration out of range"
+        )));
+    }
     check_dialect(&expr).map_err(|e| match e {
         EvalError::Parse(m) => EvalError::Parse(clean(input, &m)),
         other => other,
@@ -224,6 +229,72 @@ fn clean(input: &str, msg: &str) -> String {
     }
 }
 
+/// The column of the first duration longer than Go's `time.Duration` holds (about 292
+/// years), which Prometheus rejects as "duration out of range".
+fn out_of_range_duration(input: &str) -> Option<usize> {
+    const MAX_MS: i128 = i64::MAX as i128 / 1_000_000;
+    let b = input.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if matches!(b[i], b'"' | b'\'' | b'`') {
+            let q = b[i];
+            i += 1;
+            while i < b.len() && b[i] != q {
+                i += if b[i] == b'\\' && q != b'`' { 2 } else { 1 };
+            }
+            i += 1;
+            continue;
+        }
+        let prev_ident =
+            i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.');
+        if !b[i].is_ascii_digit() || prev_ident {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut total: i128 = 0;
+        let mut units = 0;
+        loop {
+            let ds = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == ds {
+                break;
+            }
+            let n: i128 = input[ds..i].parse().unwrap_or(i128::MAX / 4);
+            let mult: i128 = if input[i..].starts_with("ms") {
+                i += 2;
+                1
+            } else {
+                let m = match b.get(i) {
+                    Some(b's') => 1000,
+                    Some(b'm') => 60_000,
+                    Some(b'h') => 3_600_000,
+                    Some(b'd') => 86_400_000,
+                    Some(b'w') => 604_800_000,
+                    Some(b'y') => 31_536_000_000,
+                    _ => 0,
+                };
+                if m > 0 {
+                    i += 1;
+                }
+                m
+            };
+            if mult == 0 {
+                break;
+            }
+            units += 1;
+            total = total.saturating_add(n.saturating_mul(mult));
+        }
+        if units > 0 && total > MAX_MS {
+            return Some(input[..start].chars().count() + 1);
+        }
+        i = i.max(start + 1);
+    }
+    None
+}
+
 fn check_dialect(e: &Expr) -> Result<(), EvalError> {
     match e {
         Expr::Aggregate(a) => {
@@ -311,6 +382,12 @@ mod tests {
             parse_expr("rate(a)").unwrap_err().to_string(),
             "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"
         );
+        assert_eq!(
+            parse_expr("a offset 10000000y").unwrap_err().to_string(),
+            "1:10: parse error: duration out of range"
+        );
+        assert!(parse_expr("a[200y]").is_ok());
+        assert!(parse_expr(r#"a{b="99999999999y\"x"}"#).is_ok());
         let err = parse_expr("mad_over_time(foo[5m])").unwrap_err();
         assert!(err.to_string().contains("unknown function"), "{err}");
         assert!(parse_expr("limitk(2, foo)").is_err());

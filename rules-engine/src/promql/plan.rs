@@ -100,7 +100,10 @@ impl Walk {
                 let off = offset_ms(s.offset.as_ref());
                 let range = super::duration_ms(s.range);
                 let inner = match at_ms(s.at.as_ref(), self.top.0, self.top.1) {
-                    Some(t) => (t - off - range, t - off),
+                    Some(t) => (
+                        t.saturating_sub(off).saturating_sub(range),
+                        t.saturating_sub(off),
+                    ),
                     None => (
                         span.0.saturating_sub(off).saturating_sub(range),
                         span.1.saturating_sub(off),
