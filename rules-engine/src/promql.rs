@@ -174,6 +174,16 @@ impl Engine {
         })
     }
 
+    /// Parses `query` ([`parse_expr`]) and evaluates it at `ts` ([`Engine::instant`]).
+    pub fn instant_query(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        ts: Timestamp,
+    ) -> Result<Value, EvalError> {
+        self.instant(q, &parse_expr(query)?, ts)
+    }
+
     /// Evaluates `expr` at every step from `start` to `end` (inclusive); the result is a
     /// matrix whose series are in first-seen order.
     pub fn range(
