@@ -31,7 +31,7 @@ fn calibrated_promql_cases_all_pass() {
         .iter()
         .filter_map(|f| {
             let (ok, out) = run(f);
-            (!ok).then(|| out)
+            (!ok).then_some(out)
         })
         .collect();
     assert!(
