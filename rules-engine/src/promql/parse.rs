@@ -131,6 +131,7 @@ fn clean(input: &str, msg: &str) -> String {
         ]) || t.ends_with(" and")
             || t.ends_with(" or")
             || t.ends_with(" unless")
+            || t.ends_with(" bool")
         {
             (Some(end_col), "unexpected end of input".to_string())
         } else {
@@ -206,6 +207,8 @@ fn clean(input: &str, msg: &str) -> String {
                         })
                         .min();
                     ("aggregation parameter".to_string(), col)
+                } else if ctx == "aggregation expression" {
+                    (ctx.to_string(), aggregation_arg_col(input))
                 } else {
                     (ctx.to_string(), None)
                 };
@@ -220,6 +223,44 @@ fn clean(input: &str, msg: &str) -> String {
             }
             _ => (None, m.to_string()),
         }
+    } else if let Some(rest) = m.strip_prefix("set operator '") {
+        // "set operator 'and' not allowed in binary scalar expression"
+        let (op, tail) = rest.split_once('\'').unwrap_or((rest, ""));
+        (Some(1), format!("set operator \"{op}\"{tail}"))
+    } else if let Some(rest) = m
+        .strip_prefix("expected ")
+        .filter(|r| r.contains(" argument(s) in call to '"))
+    {
+        // "expected 1 argument(s) in call to 'rate', got 2"
+        let (head, tail) = rest.split_once(" in call to '").unwrap_or((rest, ""));
+        let (f, got) = tail.split_once('\'').unwrap_or((tail, ""));
+        (
+            col_of(&format!("{f}(")).or(Some(1)),
+            format!("expected {head} in call to \"{f}\"{got}"),
+        )
+    } else if let Some(rest) = m.strip_prefix("unexpected identifier '") {
+        let (id, tail) = rest.split_once('\'').unwrap_or((rest, ""));
+        (None, format!("unexpected identifier \"{id}\"{tail}"))
+    } else if m.starts_with("binary expression must contain only")
+        || m.starts_with("offset may not be set multiple times")
+        || m.starts_with("@ <timestamp> may not be set multiple times")
+        || m.starts_with("vector selector must contain at least one non-empty matcher")
+        || m.starts_with("wrong number of arguments for aggregate expression")
+    {
+        // Prometheus points at the start of the node; for a whole query that is 1:1.
+        (Some(1), m.to_string())
+    } else if m.starts_with("unexpected end of input inside braces")
+        || m.starts_with("unexpected end of input in offset")
+    {
+        (Some(end_col), m.to_string())
+    } else if m == "unexpected end of input inside brackets" {
+        (Some(end_col), "unclosed left bracket".to_string())
+    } else if m.starts_with("unexpected character after '!'") {
+        (col_of("!"), m.to_string())
+    } else if m == "unexpected right bracket ']'" {
+        (col_of("]"), m.to_string())
+    } else if m == "ranges only allowed for vector selectors" {
+        (col_of("][").map(|c| c + 1), m.to_string())
     } else {
         (None, m.to_string())
     };
@@ -293,6 +334,49 @@ fn out_of_range_duration(input: &str) -> Option<usize> {
         i = i.max(start + 1);
     }
     None
+}
+
+/// The column where the first aggregation's argument list starts (after `op [by (...)] (`).
+fn aggregation_arg_col(input: &str) -> Option<usize> {
+    const AGGS: &[&str] = &[
+        "sum",
+        "avg",
+        "count",
+        "min",
+        "max",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "count_values",
+        "quantile",
+    ];
+    let b = input.as_bytes();
+    let word_at = |i: usize, w: &str| {
+        input[i..].starts_with(w)
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && b.get(i + w.len())
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+    };
+    let (i, w) = (0..b.len()).find_map(|i| AGGS.iter().find(|w| word_at(i, w)).map(|w| (i, *w)))?;
+    let mut j = i + w.len();
+    let skip_ws = |j: usize| j + (input[j..].len() - input[j..].trim_start().len());
+    j = skip_ws(j);
+    for kw in ["by", "without"] {
+        if input[j..].starts_with(kw) {
+            j = skip_ws(j + kw.len());
+            if input[j..].starts_with('(') {
+                j += input[j..].find(')')? + 1;
+            }
+            j = skip_ws(j);
+        }
+    }
+    if !input[j..].starts_with('(') {
+        return None;
+    }
+    let k = skip_ws(j + 1);
+    Some(input[..k].chars().count() + 1)
 }
 
 fn check_dialect(e: &Expr) -> Result<(), EvalError> {
