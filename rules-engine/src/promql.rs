@@ -221,9 +221,11 @@ impl Engine {
         let lookback = duration_ms(self.limits.lookback_delta);
         let data = plan::prefetch(q, expr, start, end, lookback)?;
         let wrapped = invariant::wrapped_nodes(expr);
+        let current = std::cell::Cell::new(0);
         let ev = eval::Evaluator::new(
             &data,
             eval::Settings {
+                current: &current,
                 wrapped: &wrapped,
                 top_start: start,
                 top_end: end,

@@ -46,6 +46,9 @@ impl El {
 /// What stays the same for the whole query, including nested subquery evaluators.
 #[derive(Clone, Copy)]
 pub(crate) struct Settings<'a> {
+    /// Samples held by the whole query right now, counted as Prometheus's
+    /// `evaluator.currentSamples` counts them (shared with nested evaluators).
+    pub current: &'a std::cell::Cell<usize>,
     /// Step-invariant subtrees ([`super::invariant`]).
     pub wrapped: &'a std::collections::HashSet<usize>,
     pub top_start: i64,
@@ -117,8 +120,30 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub(crate) fn check_samples(&self, n: usize) -> Result<(), EvalError> {
-        if n > self.set.max_samples {
+    pub(crate) fn cur(&self) -> usize {
+        self.set.current.get()
+    }
+
+    pub(crate) fn set_cur(&self, n: usize) {
+        self.set.current.set(n);
+    }
+
+    /// Adds one held sample, failing first if the limit is already reached (the check
+    /// Prometheus makes before taking a sample in).
+    pub(crate) fn take_sample(&self) -> Result<(), EvalError> {
+        let c = self.cur();
+        if c >= self.set.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        self.set_cur(c + 1);
+        Ok(())
+    }
+
+    /// Adds `n` held samples, failing if that goes over the limit.
+    pub(crate) fn add_samples(&self, n: usize) -> Result<(), EvalError> {
+        let c = self.cur().saturating_add(n);
+        self.set_cur(c);
+        if c > self.set.max_samples {
             Err(EvalError::TooManySamples)
         } else {
             Ok(())
@@ -168,14 +193,12 @@ impl<'a> Evaluator<'a> {
         if matches!(unparen(e), Expr::MatrixSelector(_) | Expr::Subquery(_)) {
             return Ok(Inner::Matrix(m));
         }
-        let mut total = 0;
         for s in &mut m {
             let Some(first) = s.samples.first().copied() else {
                 continue;
             };
             s.samples = self.steps().map(|t| Sample::new(t, first.v)).collect();
-            total += s.samples.len();
-            self.check_samples(total)?;
+            self.add_samples(s.samples.len().saturating_sub(1))?;
         }
         Ok(Inner::Matrix(m))
     }
@@ -183,10 +206,14 @@ impl<'a> Evaluator<'a> {
     fn eval_node(&self, e: &Expr) -> Result<Inner, EvalError> {
         match e {
             Expr::Paren(p) => self.eval(&p.expr),
-            Expr::NumberLiteral(n) => Ok(Inner::Matrix(vec![Series {
-                labels: Labels::empty(),
-                samples: self.steps().map(|t| Sample::new(t, n.val)).collect(),
-            }])),
+            Expr::NumberLiteral(n) => {
+                let samples: Vec<Sample> = self.steps().map(|t| Sample::new(t, n.val)).collect();
+                self.add_samples(samples.len())?;
+                Ok(Inner::Matrix(vec![Series {
+                    labels: Labels::empty(),
+                    samples,
+                }]))
+            }
             Expr::StringLiteral(s) => Ok(Inner::Str(s.val.clone())),
             Expr::Unary(u) => {
                 let mut m = self.eval_matrix(&u.expr)?;
@@ -238,17 +265,17 @@ impl<'a> Evaluator<'a> {
 
     fn vector_selector(&self, vs: &VectorSelector) -> Result<Vec<Series>, EvalError> {
         let mut out = Vec::new();
-        let mut total = 0usize;
         for s in self.data.get(vs) {
-            let pts: Vec<Sample> = self
-                .steps()
-                .filter_map(|ts| {
-                    self.instant_sample(&s.samples, vs, ts)
-                        .map(|x| Sample::new(ts, x.v))
-                })
-                .collect();
-            total += pts.len();
-            self.check_samples(total)?;
+            let mut pts: Vec<Sample> = Vec::new();
+            for ts in self.steps() {
+                if let Some(x) = self.instant_sample(&s.samples, vs, ts) {
+                    if self.cur() >= self.set.max_samples {
+                        return Err(EvalError::TooManySamples);
+                    }
+                    self.set_cur(self.cur() + 1);
+                    pts.push(Sample::new(ts, x.v));
+                }
+            }
             if !pts.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),
@@ -262,12 +289,12 @@ impl<'a> Evaluator<'a> {
     fn matrix_selector(&self, ms: &MatrixSelector) -> Result<Vec<Series>, EvalError> {
         let w = self.windowed_selector(ms);
         let mut out = Vec::new();
-        let mut total = 0;
         let (mint, maxt) = w.bounds(self, self.start);
         for s in w.series {
             let pts = window(&s.samples, mint, maxt);
-            total += pts.len();
-            self.check_samples(total)?;
+            for _ in &pts {
+                self.take_sample()?;
+            }
             if !pts.is_empty() {
                 out.push(Series {
                     labels: s.labels,
@@ -330,6 +357,7 @@ impl<'a> Evaluator<'a> {
     where
         F: FnMut(&[Vec<El>], i64) -> Result<Vec<El>, EvalError>,
     {
+        let original = self.cur();
         let mats = exprs
             .iter()
             .map(|e| self.eval_matrix(e))
@@ -338,10 +366,11 @@ impl<'a> Evaluator<'a> {
         let mut vecs: Vec<Vec<El>> = vec![Vec::new(); mats.len()];
         let mut out: Vec<Series> = Vec::new();
         let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut total = 0usize;
+        let mut temp = self.cur();
+        let mut total_out = 0usize;
         for ts in self.steps() {
             self.check_stop()?;
-            let mut in_step = 0;
+            self.set_cur(temp);
             for (i, m) in mats.iter().enumerate() {
                 vecs[i].clear();
                 for (si, s) in m.iter().enumerate() {
@@ -349,17 +378,17 @@ impl<'a> Evaluator<'a> {
                     if let Some(p) = s.samples.get(*c)
                         && p.t.0 == ts
                     {
+                        self.take_sample()?;
                         vecs[i].push(El::new(s.labels.clone(), p.v));
                         *c += 1;
                     }
                 }
-                in_step += vecs[i].len();
             }
-            self.check_samples(total + in_step)?;
             let res = f(&vecs, ts)?;
             check_dups(&res)?;
-            total += res.len();
-            self.check_samples(total)?;
+            temp = temp.saturating_add(res.len());
+            total_out += res.len();
+            self.add_samples(res.len())?;
             for el in res {
                 let idx = match index.get(&el.labels) {
                     Some(&i) => i,
@@ -378,6 +407,7 @@ impl<'a> Evaluator<'a> {
                 });
             }
         }
+        self.set_cur(original.saturating_add(total_out));
         Ok(out)
     }
 }
