@@ -20,6 +20,7 @@ mod binary;
 mod eval;
 pub mod functions;
 mod invariant;
+mod offsets;
 mod parse;
 mod plan;
 
@@ -222,13 +223,14 @@ impl Engine {
         let data = plan::prefetch(q, expr, start, end, lookback)?;
         let wrapped = invariant::wrapped_nodes(expr);
         let current = std::cell::Cell::new(0);
+        let offsets = offsets::Offsets::new(start, end);
+        offsets.apply(start, expr);
         let ev = eval::Evaluator::new(
             &data,
             eval::Settings {
                 current: &current,
+                offsets: &offsets,
                 wrapped: &wrapped,
-                top_start: start,
-                top_end: end,
                 lookback,
                 subquery_step: duration_ms(self.limits.default_subquery_step).max(1),
                 max_samples: self.limits.max_samples,

@@ -4,15 +4,15 @@
 //! sit on the evaluator's steps; a step function sees, at each step, the vector of points at
 //! that step.
 //!
-//! Where Prometheus rewrites offsets for `@` (`setOffsetForAtModifier`) and wraps
-//! step-invariant subtrees, this evaluator resolves `@` to an absolute time at each selector
-//! and subquery, which gives the same values.
+//! `@` is applied as Prometheus applies it, through offsets relative to the first step of the
+//! evaluator in charge ([`super::offsets`]), and step-invariant subtrees are evaluated once and
+//! repeated ([`super::invariant`]); nested `@` subqueries depend on both.
 
 use std::collections::HashMap;
 
 use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 
-use super::plan::{Prefetched, at_ms, offset_ms};
+use super::plan::{Prefetched, offset_ms};
 use super::{EvalError, Stop, StopCheck};
 use crate::model::{Labels, Sample, Timestamp, is_stale_nan};
 use crate::storage::Series;
@@ -49,10 +49,10 @@ pub(crate) struct Settings<'a> {
     /// Samples held by the whole query right now, counted as Prometheus's
     /// `evaluator.currentSamples` counts them (shared with nested evaluators).
     pub current: &'a std::cell::Cell<usize>,
+    /// Current selector and subquery offsets, `@` included ([`super::offsets`]).
+    pub offsets: &'a super::offsets::Offsets,
     /// Step-invariant subtrees ([`super::invariant`]).
     pub wrapped: &'a std::collections::HashSet<usize>,
-    pub top_start: i64,
-    pub top_end: i64,
     pub lookback: i64,
     pub subquery_step: i64,
     pub max_samples: usize,
@@ -71,8 +71,8 @@ pub(crate) struct Evaluator<'a> {
 pub(crate) struct Windowed {
     pub series: Vec<Series>,
     pub range: i64,
+    /// The current offset, `@` folded in as Prometheus does ([`super::offsets`]).
     pub offset: i64,
-    pub at: Option<i64>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -251,10 +251,7 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         ts: i64,
     ) -> Option<Sample> {
-        let off = offset_ms(vs.offset.as_ref());
-        let reft = at_ms(vs.at.as_ref(), self.set.top_start, self.set.top_end)
-            .unwrap_or(ts)
-            .saturating_sub(off);
+        let reft = ts.saturating_sub(self.set.offsets.of_vs(vs));
         let i = samples.partition_point(|s| s.t.0 <= reft);
         let s = *samples.get(i.checked_sub(1)?)?;
         if s.t.0 < reft.saturating_sub(self.set.lookback) || is_stale_nan(s.v) {
@@ -289,7 +286,7 @@ impl<'a> Evaluator<'a> {
     fn matrix_selector(&self, ms: &MatrixSelector) -> Result<Vec<Series>, EvalError> {
         let w = self.windowed_selector(ms);
         let mut out = Vec::new();
-        let (mint, maxt) = w.bounds(self, self.start);
+        let (mint, maxt) = w.bounds(self.start);
         for s in w.series {
             let pts = window(&s.samples, mint, maxt);
             for _ in &pts {
@@ -309,34 +306,34 @@ impl<'a> Evaluator<'a> {
         Windowed {
             series: self.data.get(&ms.vs).to_vec(),
             range: super::duration_ms(ms.range),
-            offset: offset_ms(ms.vs.offset.as_ref()),
-            at: at_ms(ms.vs.at.as_ref(), self.set.top_start, self.set.top_end),
+            offset: self.set.offsets.of_vs(&ms.vs),
         }
     }
 
     pub(crate) fn windowed_subquery(&self, sq: &SubqueryExpr) -> Result<Windowed, EvalError> {
+        let series = self.subquery(sq)?;
+        // `evalSubquery`: with `@`, the result is read relative to this evaluator's start.
+        let offset = match self.set.offsets.at(sq.at.as_ref()) {
+            Some(t) => offset_ms(sq.offset.as_ref()).saturating_add(self.start.saturating_sub(t)),
+            None => self.set.offsets.of_sq(sq),
+        };
         Ok(Windowed {
-            series: self.subquery(sq)?,
+            series,
             range: super::duration_ms(sq.range),
-            offset: offset_ms(sq.offset.as_ref()),
-            at: at_ms(sq.at.as_ref(), self.set.top_start, self.set.top_end),
+            offset,
         })
     }
 
     /// Evaluates a subquery with a nested evaluator whose steps are aligned to the subquery's
     /// step, over `[start - offset - range, end - offset]` (engine.go `SubqueryExpr` case).
     pub(crate) fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<Series>, EvalError> {
-        let off = offset_ms(sq.offset.as_ref());
+        let off = self.set.offsets.of_sq(sq);
         let range = super::duration_ms(sq.range);
         let step = sq
             .step
             .map_or(self.set.subquery_step, super::duration_ms)
             .max(1);
-        let (start, end) = match at_ms(sq.at.as_ref(), self.set.top_start, self.set.top_end) {
-            Some(t) => (t, t.saturating_add(self.end.saturating_sub(self.start))),
-            None => (self.start, self.end),
-        };
-        let base = start.saturating_sub(off).saturating_sub(range);
+        let base = self.start.saturating_sub(off).saturating_sub(range);
         let mut s0 = step * (base / step);
         if s0 < base {
             s0 = s0.saturating_add(step);
@@ -345,9 +342,12 @@ impl<'a> Evaluator<'a> {
             data: self.data,
             set: self.set,
             start: s0,
-            end: end.saturating_sub(off),
+            end: self.end.saturating_sub(off),
             interval: step,
         };
+        if s0 != self.start {
+            self.set.offsets.apply(s0, &sq.expr);
+        }
         sub.eval_matrix(&sq.expr)
     }
 
@@ -414,15 +414,8 @@ impl<'a> Evaluator<'a> {
 
 impl Windowed {
     /// The window `[mint, maxt]` read at step `ts` (both ends included in Prometheus 2.42).
-    /// With `@`, Prometheus reads the window through an offset fixed against the evaluator's
-    /// first step, so the window is pinned at the first step and moves with later ones (see
-    /// [`super::invariant`]); step-invariant callers only ever have one step.
-    pub(crate) fn bounds(&self, ev: &Evaluator<'_>, ts: i64) -> (i64, i64) {
-        let maxt = match self.at {
-            Some(at) => at.saturating_add(ts.saturating_sub(ev.start)),
-            None => ts,
-        }
-        .saturating_sub(self.offset);
+    pub(crate) fn bounds(&self, ts: i64) -> (i64, i64) {
+        let maxt = ts.saturating_sub(self.offset);
         (maxt.saturating_sub(self.range), maxt)
     }
 }

@@ -56,6 +56,10 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, c: &Call) -> Result<Vec<Series>, Eva
             ev.check_stop()?;
             ev.set_cur(temp);
             let mut found = 0;
+            if let Some(at) = ev.set.offsets.at(vs.at.as_ref()) {
+                // Prometheus re-pins the selector at every step (ignoring its offset).
+                ev.set.offsets.set_vs(vs, ts.saturating_sub(at));
+            }
             for (i, s) in series.iter().enumerate() {
                 if let Some(x) = ev.instant_sample(&s.samples, vs, ts) {
                     ev.add_samples(1)?;
@@ -123,7 +127,7 @@ fn range_call(
         let base = ev.cur();
         for (step, ts) in ev.steps().enumerate() {
             ev.check_stop()?;
-            let (mint, maxt) = w.bounds(ev, ts);
+            let (mint, maxt) = w.bounds(ts);
             let win = window(&s.samples, mint, maxt);
             if base.saturating_add(win.len()) > ev.set.max_samples {
                 return Err(EvalError::TooManySamples);

@@ -7,7 +7,8 @@
 //! result repeated. This matters beyond speed: a range-vector argument pinned with `@` inside
 //! an expression that is *not* wrapped (an `@`-unsafe function such as `predict_linear`, or a
 //! call with a step-dependent argument) is read through an offset relative to the evaluator's
-//! first step, so its window moves with later steps. [`super::eval`] reproduces both.
+//! first step ([`super::offsets`]), so its window moves with later steps. [`super::eval`]
+//! reproduces both.
 
 use std::collections::HashSet;
 
