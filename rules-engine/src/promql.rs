@@ -2,15 +2,15 @@
 //!
 //! Evaluation runs in named stages, as STYLE.md item 6 asks:
 //!
-//! 1. **plan** ([`plan`]): one pass over the AST collects every selector with the time window
+//! 1. **plan** (`plan`): one pass over the AST collects every selector with the time window
 //!    it needs (offset, `@`, lookback, enclosing subqueries), and storage is queried once per
 //!    selector.
-//! 2. **eval** ([`eval`]): a pure, in-memory evaluation over the prefetched series. Like
+//! 2. **eval** (`eval`): a pure, in-memory evaluation over the prefetched series. Like
 //!    Prometheus's `evaluator`, every non-string expression evaluates to a step-aligned matrix
 //!    over `[start, end]` (one step for instant queries); subqueries run a nested evaluator with
 //!    their own aligned steps.
-//! 3. stages inside eval: select ([`eval`]), window and kernel ([`functions`]), vector matching
-//!    ([`binary`]) and aggregation ([`aggregate`]).
+//! 3. stages inside eval: select (`eval`), window and kernel ([`functions`]), vector matching
+//!    (`binary`) and aggregation (`aggregate`).
 //!
 //! The engine never reads the clock: evaluation time is an argument, and an optional
 //! [`StopCheck`] callback (checked on every step) is how a caller imposes a deadline or cancels.

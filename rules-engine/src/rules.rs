@@ -1,5 +1,5 @@
 //! Rule files and rules. Rules are a closed enum (STYLE.md item 5): parsing and validation
-//! ([`file`]), the alert state machine ([`alerting`]) and alert templates ([`template`]).
+//! ([`mod@file`]), the alert state machine ([`alerting`]) and alert templates ([`template`]).
 //! Group scheduling is not built yet; the test runner drives evaluation.
 
 pub mod alerting;
