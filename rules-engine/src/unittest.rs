@@ -69,6 +69,15 @@ impl Output<'_> {
 }
 
 fn run(files: &[PathBuf], opts: &RunOptions, o: &mut Output<'_>) -> io::Result<bool> {
+    // promtool's command line refuses missing files before testing anything.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        writeln!(
+            o.err(),
+            "promgate: error: path '{}' does not exist, try --help",
+            missing.display()
+        )?;
+        return Ok(false);
+    }
     let mut failed = false;
     for f in files {
         writeln!(o.out, "Unit Testing:  {}", f.display())?;
@@ -350,21 +359,28 @@ fn yaml_error(e: &serde_norway::Error) -> String {
         Some((p, m)) if !p.contains(' ') => (p, m),
         _ => ("", body),
     };
+    let seg = path.rsplit('.').next().unwrap_or_default();
+    let seg = seg.split('[').next().unwrap_or_default();
+    let ty = match seg {
+        "tests" => "testGroup",
+        "input_series" => "series",
+        "alert_rule_test" => "alertTestCase",
+        "exp_alerts" => "alert",
+        "promql_expr_test" => "promqlTestCase",
+        "exp_samples" => "sample",
+        _ => "unitTestFile",
+    };
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
-        let seg = path.rsplit('.').next().unwrap_or_default();
-        let seg = seg.split('[').next().unwrap_or_default();
-        let ty = match seg {
-            "tests" => "testGroup",
-            "input_series" => "series",
-            "alert_rule_test" => "alertTestCase",
-            "exp_alerts" => "alert",
-            "promql_expr_test" => "promqlTestCase",
-            "exp_samples" => "sample",
-            _ => "unitTestFile",
-        };
         return format!(
             "yaml: unmarshal errors:\n  line {line}: field {field} not found in type main.{ty}"
+        );
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return format!(
+            "yaml: unmarshal errors:\n  line {}: field {field} already set in type main.{ty}",
+            line + 1
         );
     }
     if msg.starts_with("not a valid duration string") || msg.starts_with("empty duration") {
