@@ -206,7 +206,7 @@ pub fn parse_rule_file(src: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<Rule
                     for_ms,
                     keep_firing_for_ms,
                     labels: labels_of(r.labels),
-                    annotations: labels_of(r.annotations),
+                    annotations: super::RawLabels::from_pairs(r.annotations.unwrap_or_default()),
                 }));
             }
         }
