@@ -70,3 +70,43 @@ fn failing_file_prints_what_promtool_prints() {
     let want = include_str!("fixtures/failing.out").replace("FILE", &file.display().to_string());
     assert_eq!(out, want);
 }
+
+#[test]
+fn run_option_selects_test_groups_by_name() {
+    let dir = std::env::temp_dir().join(format!("promgate-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("t.yml");
+    std::fs::write(
+        &file,
+        "tests:\n  - name: good\n    promql_expr_test:\n      - expr: '1'\n        exp_samples:\n          - value: 1\n  - name: bad\n    promql_expr_test:\n      - expr: '1'\n        exp_samples:\n          - value: 2\n",
+    )
+    .unwrap();
+    let run = |names: &[&str]| {
+        let opts = rules_engine::unittest::RunOptions {
+            run: names.iter().map(|s| s.to_string()).collect(),
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let ok = rules_engine::unittest::run_test_files_with(
+            std::slice::from_ref(&file),
+            &opts,
+            &mut out,
+            &mut err,
+        )
+        .unwrap();
+        (
+            ok,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    };
+    let (ok, out, err) = run(&["^good$"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("  SUCCESS"));
+    let (ok, _, err) = run(&[]);
+    assert!(!ok);
+    assert!(
+        err.starts_with("  FAILED:\n    expr: \"1\", time: 0s,"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
