@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The promtool-compatible rule test runner behind `promgate test rules`, with Prometheus
 //! 2.42's `cmd/promtool/unittest.go` semantics and output:
 //!

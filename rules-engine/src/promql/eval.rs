@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Stage 2, evaluation: an exhaustive match over `promql_parser::parser::Expr`, in memory over
 //! the series [`super::plan`] fetched. Mirrors `evaluator.eval` and `rangeEval` of
 //! `promql/engine.go@v2.42.0`: every non-string expression evaluates to a matrix whose points

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Function calls: the dispatch from a `Call` node to the kernels, one file per family under
 //! `functions/` (each kernel works on `&[Sample]` or one step's vector and cites the upstream
 //! code it mirrors). The call evaluation itself follows the `*parser.Call` case of

@@ -1,5 +1,5 @@
 // Copyright 2021 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! How Prometheus 2.42 applies `@`: not as an absolute time but as an offset relative to the
 //! first step of the evaluator in charge (`setOffsetForAtModifier` and `subqueryTimes` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/engine.go#L737-L2810>),

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Parsing with Prometheus 2.42's dialect on top of `promql-parser`: the parser knows a newer
 //! PromQL, so this module adds 2.42's `holt_winters` (renamed since) and rejects what 2.42 did
 //! not have (newer functions and aggregators, `or` inside selectors, `fill` modifiers).

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Stage 1, plan and select: find every selector with the window of time it can read, and query
 //! storage once per selector (Prometheus's `populateSeries` and `getTimeRangesForSelector` in
 //! `promql/engine.go@v2.42.0`).

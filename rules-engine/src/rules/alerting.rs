@@ -1,5 +1,5 @@
 // Copyright 2013 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The alert state machine of an alerting rule, a pure step function over the rule's query
 //! result, ported from `AlertingRule.Eval` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/rules/alerting.go#L324-L468>:

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The rule-file schema of Prometheus 2.42 (`model/rulefmt/rulefmt.go`) with its validation
 //! and error messages (`<line>:<col>: group "g", rule 1, "name": ...`). Line and column are
 //! recovered from the source text, since the YAML deserializer does not keep spans: the

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Running one test group (`testGroup.test` in `cmd/promtool/unittest.go@v2.42.0`): lazy
 //! loading of the input series, rule evaluation at every evaluation step, alert checks, and
 //! PromQL expression checks, with promtool's error texts.

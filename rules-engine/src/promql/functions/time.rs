@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The date functions (`year`, `month`, `day_of_month`, `day_of_week`, `day_of_year`,
 //! `days_in_month`, `hour`, `minute`), in UTC, as `dateWrapper` and friends in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go#L1140-L1240>.
