@@ -451,9 +451,10 @@ pub fn sinh(x: f64) -> f64 {
 pub fn cosh(x: f64) -> f64 {
     let x = x.abs();
     if x > 21.0 {
-        return exp(x) / 2.0;
+        return exp(x) * 0.5;
     }
-    (exp(x) + exp(-x)) / 2.0
+    let ex = exp(x);
+    (ex + 1.0 / ex) * 0.5
 }
 
 pub fn tanh(x: f64) -> f64 {
