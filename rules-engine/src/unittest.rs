@@ -311,7 +311,9 @@ fn quote_plain_scalars(src: &str) -> String {
         "external_url",
     ];
     let mut out = String::with_capacity(src.len() + 64);
-    for line in src.split_inclusive('\n') {
+    let lines: Vec<&str> = src.split_inclusive('\n').collect();
+    for (li, line) in lines.iter().enumerate() {
+        let line = *line;
         let body = line.trim_end_matches(['\n', '\r']);
         let eol = &line[body.len()..];
         let t = body.trim_start();
@@ -321,7 +323,14 @@ fn quote_plain_scalars(src: &str) -> String {
             None => ("", t),
         };
         let pad = &t[dash.len()..t.len() - t2.len()];
-        let quoted = KEYS.iter().find_map(|k| {
+        // A plain scalar continued on more-indented lines is left alone.
+        let key_col = lead.len() + dash.len() + pad.len();
+        let continued = lines[li + 1..]
+            .iter()
+            .map(|l| l.trim_end_matches(['\n', '\r']))
+            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .is_some_and(|l| l.len() - l.trim_start().len() > key_col);
+        let quoted = KEYS.iter().filter(|_| !continued).find_map(|k| {
             let v = t2.strip_prefix(k)?.strip_prefix(':')?;
             if !v.starts_with([' ', '\t']) {
                 return None;
@@ -484,6 +493,9 @@ mod tests {
         assert!(q.contains("series: 'up'\n"), "{q}");
         assert!(q.contains("values: '0x10'\n"), "{q}");
         assert!(q.contains("expr: 'x'\n"), "{q}");
+        let multi = "tests:\n  - promql_expr_test:\n      - expr: sum(a)\n          / 2\n        eval_time: 1m\n";
+        let f: UnitTestFile = serde_norway::from_str(&quote_plain_scalars(multi)).unwrap();
+        assert_eq!(f.tests[0].promql_expr_test[0].expr, "sum(a) / 2");
         let f: UnitTestFile = serde_norway::from_str(&q).unwrap();
         assert_eq!(f.tests[0].input_series[0].values, "0x10");
         assert_eq!(f.tests[0].promql_expr_test[0].eval_time, 60_000);
