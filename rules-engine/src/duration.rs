@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Prometheus's `model.Duration`: parsing (`1h30m`, `5m`, `0`) and formatting (`1h30m`,
 //! `0s`) as `prometheus/common/model/time.go` does. Durations are milliseconds.
 

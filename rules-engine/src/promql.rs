@@ -2,15 +2,15 @@
 //!
 //! Evaluation runs in named stages, as STYLE.md item 6 asks:
 //!
-//! 1. **plan** ([`plan`]): one pass over the AST collects every selector with the time window
+//! 1. **plan** (`plan`): one pass over the AST collects every selector with the time window
 //!    it needs (offset, `@`, lookback, enclosing subqueries), and storage is queried once per
 //!    selector.
-//! 2. **eval** ([`eval`]): a pure, in-memory evaluation over the prefetched series. Like
+//! 2. **eval** (`eval`): a pure, in-memory evaluation over the prefetched series. Like
 //!    Prometheus's `evaluator`, every non-string expression evaluates to a step-aligned matrix
 //!    over `[start, end]` (one step for instant queries); subqueries run a nested evaluator with
 //!    their own aligned steps.
-//! 3. stages inside eval: select ([`eval`]), window and kernel ([`functions`]), vector matching
-//!    ([`binary`]) and aggregation ([`aggregate`]).
+//! 3. stages inside eval: select (`eval`), window and kernel ([`functions`]), vector matching
+//!    (`binary`) and aggregation (`aggregate`).
 //!
 //! The engine never reads the clock: evaluation time is an argument, and an optional
 //! [`StopCheck`] callback (checked on every step) is how a caller imposes a deadline or cancels.
@@ -20,6 +20,7 @@ mod binary;
 mod eval;
 pub mod functions;
 mod invariant;
+mod offsets;
 mod parse;
 mod plan;
 
@@ -174,8 +175,18 @@ impl Engine {
         })
     }
 
+    /// Parses `query` ([`parse_expr`]) and evaluates it at `ts` ([`Engine::instant`]).
+    pub fn instant_query(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        ts: Timestamp,
+    ) -> Result<Value, EvalError> {
+        self.instant(q, &parse_expr(query)?, ts)
+    }
+
     /// Evaluates `expr` at every step from `start` to `end` (inclusive); the result is a
-    /// matrix whose series are in first-seen order.
+    /// matrix sorted by labels, as Prometheus returns it.
     pub fn range(
         &self,
         q: &dyn Queryable,
@@ -195,7 +206,11 @@ impl Engine {
         }
         let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
         match self.run(q, expr, start.millis(), end.millis(), step_ms)? {
-            eval::Inner::Matrix(m) => Ok(Value::Matrix(m)),
+            eval::Inner::Matrix(mut m) => {
+                // Prometheus sorts range results by labels.
+                m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Ok(Value::Matrix(m))
+            }
             eval::Inner::Str(s) => Ok(Value::String { t: start, v: s }),
         }
     }
@@ -211,12 +226,15 @@ impl Engine {
         let lookback = duration_ms(self.limits.lookback_delta);
         let data = plan::prefetch(q, expr, start, end, lookback)?;
         let wrapped = invariant::wrapped_nodes(expr);
+        let current = std::cell::Cell::new(0);
+        let offsets = offsets::Offsets::new(start, end);
+        offsets.apply(start, expr);
         let ev = eval::Evaluator::new(
             &data,
             eval::Settings {
+                current: &current,
+                offsets: &offsets,
                 wrapped: &wrapped,
-                top_start: start,
-                top_end: end,
                 lookback,
                 subquery_step: duration_ms(self.limits.default_subquery_step).max(1),
                 max_samples: self.limits.max_samples,
@@ -241,5 +259,74 @@ pub(crate) fn type_name(t: ValueType) -> &'static str {
         ValueType::String => "string",
         ValueType::Vector => "instant vector",
         ValueType::Matrix => "range vector",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+
+    fn store() -> MemStorage {
+        let st = MemStorage::new();
+        for job in ["a", "b"] {
+            let l = Labels::from_pairs([("__name__", "up"), ("job", job)]).unwrap();
+            st.add(l, (0..10).map(|i| Sample::new(i * 60_000, i as f64)));
+        }
+        st
+    }
+
+    #[test]
+    fn range_query_is_sorted_and_stepped() {
+        let st = store();
+        let e = parse_expr("sum by (job) (up)").unwrap();
+        let v = Engine::default()
+            .range(
+                &st,
+                &e,
+                Timestamp(60_000),
+                Timestamp(180_000),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let Value::Matrix(m) = v else { panic!("{v:?}") };
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].labels.get("job"), Some("a"));
+        let ts: Vec<i64> = m[0].samples.iter().map(|s| s.t.0).collect();
+        assert_eq!(ts, vec![60_000, 120_000, 180_000]);
+        assert!(
+            Engine::default()
+                .range(
+                    &st,
+                    &parse_expr("up[5m]").unwrap(),
+                    Timestamp(0),
+                    Timestamp(1),
+                    Duration::from_secs(1)
+                )
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn limits_and_stop_checks_abort() {
+        let st = store();
+        let small = Engine::new(EvalLimits {
+            max_samples: 3,
+            ..EvalLimits::default()
+        });
+        let err = small
+            .instant_query(&st, "count_over_time(up[10m])", Timestamp(540_000))
+            .unwrap_err();
+        assert!(matches!(err, EvalError::TooManySamples), "{err}");
+        let stop: StopCheck = Arc::new(|| Some(Stop::Canceled));
+        let err = Engine::default()
+            .with_stop_check(stop)
+            .instant_query(&st, "up", Timestamp(0))
+            .unwrap_err();
+        assert!(matches!(err, EvalError::Canceled), "{err}");
+        let v = Engine::default()
+            .instant_query(&st, "scalar(sum(up))", Timestamp(120_000))
+            .unwrap();
+        assert_eq!(v, Value::Scalar(Sample::new(120_000, 4.0)));
     }
 }

@@ -1,5 +1,5 @@
 //! Rule files and rules. Rules are a closed enum (STYLE.md item 5): parsing and validation
-//! ([`file`]), the alert state machine ([`alerting`]) and alert templates ([`template`]).
+//! ([`mod@file`]), the alert state machine ([`alerting`]) and alert templates ([`template`]).
 //! Group scheduling is not built yet; the test runner drives evaluation.
 
 pub mod alerting;
@@ -10,7 +10,9 @@ pub use file::{RuleFileError, RuleGroup, load_rule_file};
 
 use promql_parser::parser::Expr;
 
-use crate::model::Labels;
+use std::fmt;
+
+use crate::model::{Label, Labels, write_go_quoted};
 
 /// A parsed rule.
 #[derive(Debug, Clone)]
@@ -50,5 +52,73 @@ pub struct AlertingRule {
     pub for_ms: i64,
     pub keep_firing_for_ms: i64,
     pub labels: Labels,
-    pub annotations: Labels,
+    pub annotations: RawLabels,
+}
+
+/// A sorted list of label pairs that, unlike [`Labels`], keeps empty values: Prometheus's
+/// `labels.Labels` as `FromMap` and `ScratchBuilder` build it, which is what alert annotations
+/// and promtool's expected alert labels are (an annotation expanding to "" stays, as `a=""`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RawLabels(Vec<Label>);
+
+impl RawLabels {
+    /// Builds the list from pairs in any order (a later duplicate name wins).
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut out = Self::default();
+        for (n, v) in pairs {
+            out.set(&n.into(), &v.into());
+        }
+        out
+    }
+
+    /// Sets `name` to `value` (empty values kept).
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) => value.clone_into(&mut self.0[i].value),
+            Err(i) => self.0.insert(i, Label::new(name, value)),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+}
+
+impl From<&Labels> for RawLabels {
+    fn from(l: &Labels) -> Self {
+        Self(l.as_slice().to_vec())
+    }
+}
+
+impl<'a> IntoIterator for &'a RawLabels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Prometheus's `labels.String()` format, as [`Labels`] prints.
+impl fmt::Display for RawLabels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}=", l.name)?;
+            write_go_quoted(f, &l.value)?;
+        }
+        f.write_str("}")
+    }
 }

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The promtool-compatible rule test runner behind `promgate test rules`, with Prometheus
 //! 2.42's `cmd/promtool/unittest.go` semantics and output:
 //!
@@ -69,6 +71,15 @@ impl Output<'_> {
 }
 
 fn run(files: &[PathBuf], opts: &RunOptions, o: &mut Output<'_>) -> io::Result<bool> {
+    // promtool's command line refuses missing files before testing anything.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        writeln!(
+            o.err(),
+            "promgate: error: path '{}' does not exist, try --help",
+            missing.display()
+        )?;
+        return Ok(false);
+    }
     let mut failed = false;
     for f in files {
         writeln!(o.out, "Unit Testing:  {}", f.display())?;
@@ -300,7 +311,9 @@ fn quote_plain_scalars(src: &str) -> String {
         "external_url",
     ];
     let mut out = String::with_capacity(src.len() + 64);
-    for line in src.split_inclusive('\n') {
+    let lines: Vec<&str> = src.split_inclusive('\n').collect();
+    for (li, line) in lines.iter().enumerate() {
+        let line = *line;
         let body = line.trim_end_matches(['\n', '\r']);
         let eol = &line[body.len()..];
         let t = body.trim_start();
@@ -310,7 +323,14 @@ fn quote_plain_scalars(src: &str) -> String {
             None => ("", t),
         };
         let pad = &t[dash.len()..t.len() - t2.len()];
-        let quoted = KEYS.iter().find_map(|k| {
+        // A plain scalar continued on more-indented lines is left alone.
+        let key_col = lead.len() + dash.len() + pad.len();
+        let continued = lines[li + 1..]
+            .iter()
+            .map(|l| l.trim_end_matches(['\n', '\r']))
+            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .is_some_and(|l| l.len() - l.trim_start().len() > key_col);
+        let quoted = KEYS.iter().filter(|_| !continued).find_map(|k| {
             let v = t2.strip_prefix(k)?.strip_prefix(':')?;
             if !v.starts_with([' ', '\t']) {
                 return None;
@@ -350,21 +370,28 @@ fn yaml_error(e: &serde_norway::Error) -> String {
         Some((p, m)) if !p.contains(' ') => (p, m),
         _ => ("", body),
     };
+    let seg = path.rsplit('.').next().unwrap_or_default();
+    let seg = seg.split('[').next().unwrap_or_default();
+    let ty = match seg {
+        "tests" => "testGroup",
+        "input_series" => "series",
+        "alert_rule_test" => "alertTestCase",
+        "exp_alerts" => "alert",
+        "promql_expr_test" => "promqlTestCase",
+        "exp_samples" => "sample",
+        _ => "unitTestFile",
+    };
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
-        let seg = path.rsplit('.').next().unwrap_or_default();
-        let seg = seg.split('[').next().unwrap_or_default();
-        let ty = match seg {
-            "tests" => "testGroup",
-            "input_series" => "series",
-            "alert_rule_test" => "alertTestCase",
-            "exp_alerts" => "alert",
-            "promql_expr_test" => "promqlTestCase",
-            "exp_samples" => "sample",
-            _ => "unitTestFile",
-        };
         return format!(
             "yaml: unmarshal errors:\n  line {line}: field {field} not found in type main.{ty}"
+        );
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return format!(
+            "yaml: unmarshal errors:\n  line {}: field {field} already set in type main.{ty}",
+            line + 1
         );
     }
     if msg.starts_with("not a valid duration string") || msg.starts_with("empty duration") {
@@ -466,6 +493,9 @@ mod tests {
         assert!(q.contains("series: 'up'\n"), "{q}");
         assert!(q.contains("values: '0x10'\n"), "{q}");
         assert!(q.contains("expr: 'x'\n"), "{q}");
+        let multi = "tests:\n  - promql_expr_test:\n      - expr: sum(a)\n          / 2\n        eval_time: 1m\n";
+        let f: UnitTestFile = serde_norway::from_str(&quote_plain_scalars(multi)).unwrap();
+        assert_eq!(f.tests[0].promql_expr_test[0].expr, "sum(a) / 2");
         let f: UnitTestFile = serde_norway::from_str(&q).unwrap();
         assert_eq!(f.tests[0].input_series[0].values, "0x10");
         assert_eq!(f.tests[0].promql_expr_test[0].eval_time, 60_000);

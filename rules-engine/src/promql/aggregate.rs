@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Aggregation operators with `by`/`without`, ported from `evaluator.aggregation` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/engine.go#L2327-L2616>:
 //! the same order of floating-point operations (plain `+=` for sum, the incremental mean for

@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Binary operators: scalar/scalar, vector/scalar and vector/vector with `on`, `ignoring`,
 //! `group_left`, `group_right`, `bool` and the set operators. Ported from `VectorBinop`,
 //! `VectorAnd/Or/Unless`, `VectorscalarBinop`, `resultMetric`, `scalarBinop` and

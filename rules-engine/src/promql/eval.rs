@@ -1,18 +1,20 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Stage 2, evaluation: an exhaustive match over `promql_parser::parser::Expr`, in memory over
 //! the series [`super::plan`] fetched. Mirrors `evaluator.eval` and `rangeEval` of
 //! `promql/engine.go@v2.42.0`: every non-string expression evaluates to a matrix whose points
 //! sit on the evaluator's steps; a step function sees, at each step, the vector of points at
 //! that step.
 //!
-//! Where Prometheus rewrites offsets for `@` (`setOffsetForAtModifier`) and wraps
-//! step-invariant subtrees, this evaluator resolves `@` to an absolute time at each selector
-//! and subquery, which gives the same values.
+//! `@` is applied as Prometheus applies it, through offsets relative to the first step of the
+//! evaluator in charge ([`super::offsets`]), and step-invariant subtrees are evaluated once and
+//! repeated ([`super::invariant`]); nested `@` subqueries depend on both.
 
 use std::collections::HashMap;
 
 use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 
-use super::plan::{Prefetched, at_ms, offset_ms};
+use super::plan::{Prefetched, offset_ms};
 use super::{EvalError, Stop, StopCheck};
 use crate::model::{Labels, Sample, Timestamp, is_stale_nan};
 use crate::storage::Series;
@@ -46,10 +48,13 @@ impl El {
 /// What stays the same for the whole query, including nested subquery evaluators.
 #[derive(Clone, Copy)]
 pub(crate) struct Settings<'a> {
+    /// Samples held by the whole query right now, counted as Prometheus's
+    /// `evaluator.currentSamples` counts them (shared with nested evaluators).
+    pub current: &'a std::cell::Cell<usize>,
+    /// Current selector and subquery offsets, `@` included ([`super::offsets`]).
+    pub offsets: &'a super::offsets::Offsets,
     /// Step-invariant subtrees ([`super::invariant`]).
     pub wrapped: &'a std::collections::HashSet<usize>,
-    pub top_start: i64,
-    pub top_end: i64,
     pub lookback: i64,
     pub subquery_step: i64,
     pub max_samples: usize,
@@ -68,8 +73,8 @@ pub(crate) struct Evaluator<'a> {
 pub(crate) struct Windowed {
     pub series: Vec<Series>,
     pub range: i64,
+    /// The current offset, `@` folded in as Prometheus does ([`super::offsets`]).
     pub offset: i64,
-    pub at: Option<i64>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -95,7 +100,7 @@ impl<'a> Evaluator<'a> {
         let n = if end < start {
             0
         } else {
-            (end - start) / interval + 1
+            end.saturating_sub(start) / interval + 1
         };
         (0..n).map(move |i| start + i * interval)
     }
@@ -104,7 +109,8 @@ impl<'a> Evaluator<'a> {
         if self.end < self.start {
             0
         } else {
-            usize::try_from((self.end - self.start) / self.interval.max(1) + 1).unwrap_or(0)
+            usize::try_from(self.end.saturating_sub(self.start) / self.interval.max(1) + 1)
+                .unwrap_or(0)
         }
     }
 
@@ -116,8 +122,30 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub(crate) fn check_samples(&self, n: usize) -> Result<(), EvalError> {
-        if n > self.set.max_samples {
+    pub(crate) fn cur(&self) -> usize {
+        self.set.current.get()
+    }
+
+    pub(crate) fn set_cur(&self, n: usize) {
+        self.set.current.set(n);
+    }
+
+    /// Adds one held sample, failing first if the limit is already reached (the check
+    /// Prometheus makes before taking a sample in).
+    pub(crate) fn take_sample(&self) -> Result<(), EvalError> {
+        let c = self.cur();
+        if c >= self.set.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        self.set_cur(c + 1);
+        Ok(())
+    }
+
+    /// Adds `n` held samples, failing if that goes over the limit.
+    pub(crate) fn add_samples(&self, n: usize) -> Result<(), EvalError> {
+        let c = self.cur().saturating_add(n);
+        self.set_cur(c);
+        if c > self.set.max_samples {
             Err(EvalError::TooManySamples)
         } else {
             Ok(())
@@ -167,14 +195,12 @@ impl<'a> Evaluator<'a> {
         if matches!(unparen(e), Expr::MatrixSelector(_) | Expr::Subquery(_)) {
             return Ok(Inner::Matrix(m));
         }
-        let mut total = 0;
         for s in &mut m {
             let Some(first) = s.samples.first().copied() else {
                 continue;
             };
             s.samples = self.steps().map(|t| Sample::new(t, first.v)).collect();
-            total += s.samples.len();
-            self.check_samples(total)?;
+            self.add_samples(s.samples.len().saturating_sub(1))?;
         }
         Ok(Inner::Matrix(m))
     }
@@ -182,10 +208,14 @@ impl<'a> Evaluator<'a> {
     fn eval_node(&self, e: &Expr) -> Result<Inner, EvalError> {
         match e {
             Expr::Paren(p) => self.eval(&p.expr),
-            Expr::NumberLiteral(n) => Ok(Inner::Matrix(vec![Series {
-                labels: Labels::empty(),
-                samples: self.steps().map(|t| Sample::new(t, n.val)).collect(),
-            }])),
+            Expr::NumberLiteral(n) => {
+                let samples: Vec<Sample> = self.steps().map(|t| Sample::new(t, n.val)).collect();
+                self.add_samples(samples.len())?;
+                Ok(Inner::Matrix(vec![Series {
+                    labels: Labels::empty(),
+                    samples,
+                }]))
+            }
             Expr::StringLiteral(s) => Ok(Inner::Str(s.val.clone())),
             Expr::Unary(u) => {
                 let mut m = self.eval_matrix(&u.expr)?;
@@ -223,10 +253,7 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         ts: i64,
     ) -> Option<Sample> {
-        let off = offset_ms(vs.offset.as_ref());
-        let reft = at_ms(vs.at.as_ref(), self.set.top_start, self.set.top_end)
-            .unwrap_or(ts)
-            .saturating_sub(off);
+        let reft = ts.saturating_sub(self.set.offsets.of_vs(vs));
         let i = samples.partition_point(|s| s.t.0 <= reft);
         let s = *samples.get(i.checked_sub(1)?)?;
         if s.t.0 < reft.saturating_sub(self.set.lookback) || is_stale_nan(s.v) {
@@ -237,17 +264,17 @@ impl<'a> Evaluator<'a> {
 
     fn vector_selector(&self, vs: &VectorSelector) -> Result<Vec<Series>, EvalError> {
         let mut out = Vec::new();
-        let mut total = 0usize;
         for s in self.data.get(vs) {
-            let pts: Vec<Sample> = self
-                .steps()
-                .filter_map(|ts| {
-                    self.instant_sample(&s.samples, vs, ts)
-                        .map(|x| Sample::new(ts, x.v))
-                })
-                .collect();
-            total += pts.len();
-            self.check_samples(total)?;
+            let mut pts: Vec<Sample> = Vec::new();
+            for ts in self.steps() {
+                if let Some(x) = self.instant_sample(&s.samples, vs, ts) {
+                    if self.cur() >= self.set.max_samples {
+                        return Err(EvalError::TooManySamples);
+                    }
+                    self.set_cur(self.cur() + 1);
+                    pts.push(Sample::new(ts, x.v));
+                }
+            }
             if !pts.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),
@@ -261,12 +288,12 @@ impl<'a> Evaluator<'a> {
     fn matrix_selector(&self, ms: &MatrixSelector) -> Result<Vec<Series>, EvalError> {
         let w = self.windowed_selector(ms);
         let mut out = Vec::new();
-        let mut total = 0;
-        let (mint, maxt) = w.bounds(self, self.start);
+        let (mint, maxt) = w.bounds(self.start);
         for s in w.series {
             let pts = window(&s.samples, mint, maxt);
-            total += pts.len();
-            self.check_samples(total)?;
+            for _ in &pts {
+                self.take_sample()?;
+            }
             if !pts.is_empty() {
                 out.push(Series {
                     labels: s.labels,
@@ -281,45 +308,48 @@ impl<'a> Evaluator<'a> {
         Windowed {
             series: self.data.get(&ms.vs).to_vec(),
             range: super::duration_ms(ms.range),
-            offset: offset_ms(ms.vs.offset.as_ref()),
-            at: at_ms(ms.vs.at.as_ref(), self.set.top_start, self.set.top_end),
+            offset: self.set.offsets.of_vs(&ms.vs),
         }
     }
 
     pub(crate) fn windowed_subquery(&self, sq: &SubqueryExpr) -> Result<Windowed, EvalError> {
+        let series = self.subquery(sq)?;
+        // `evalSubquery`: with `@`, the result is read relative to this evaluator's start.
+        let offset = match self.set.offsets.at(sq.at.as_ref()) {
+            Some(t) => offset_ms(sq.offset.as_ref()).saturating_add(self.start.saturating_sub(t)),
+            None => self.set.offsets.of_sq(sq),
+        };
         Ok(Windowed {
-            series: self.subquery(sq)?,
+            series,
             range: super::duration_ms(sq.range),
-            offset: offset_ms(sq.offset.as_ref()),
-            at: at_ms(sq.at.as_ref(), self.set.top_start, self.set.top_end),
+            offset,
         })
     }
 
     /// Evaluates a subquery with a nested evaluator whose steps are aligned to the subquery's
     /// step, over `[start - offset - range, end - offset]` (engine.go `SubqueryExpr` case).
     pub(crate) fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<Series>, EvalError> {
-        let off = offset_ms(sq.offset.as_ref());
+        let off = self.set.offsets.of_sq(sq);
         let range = super::duration_ms(sq.range);
         let step = sq
             .step
             .map_or(self.set.subquery_step, super::duration_ms)
             .max(1);
-        let (start, end) = match at_ms(sq.at.as_ref(), self.set.top_start, self.set.top_end) {
-            Some(t) => (t, t.saturating_add(self.end - self.start)),
-            None => (self.start, self.end),
-        };
-        let base = start - off - range;
+        let base = self.start.saturating_sub(off).saturating_sub(range);
         let mut s0 = step * (base / step);
         if s0 < base {
-            s0 += step;
+            s0 = s0.saturating_add(step);
         }
         let sub = Evaluator {
             data: self.data,
             set: self.set,
             start: s0,
-            end: end - off,
+            end: self.end.saturating_sub(off),
             interval: step,
         };
+        if s0 != self.start {
+            self.set.offsets.apply(s0, &sq.expr);
+        }
         sub.eval_matrix(&sq.expr)
     }
 
@@ -329,6 +359,7 @@ impl<'a> Evaluator<'a> {
     where
         F: FnMut(&[Vec<El>], i64) -> Result<Vec<El>, EvalError>,
     {
+        let original = self.cur();
         let mats = exprs
             .iter()
             .map(|e| self.eval_matrix(e))
@@ -337,10 +368,11 @@ impl<'a> Evaluator<'a> {
         let mut vecs: Vec<Vec<El>> = vec![Vec::new(); mats.len()];
         let mut out: Vec<Series> = Vec::new();
         let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut total = 0usize;
+        let mut temp = self.cur();
+        let mut total_out = 0usize;
         for ts in self.steps() {
             self.check_stop()?;
-            let mut in_step = 0;
+            self.set_cur(temp);
             for (i, m) in mats.iter().enumerate() {
                 vecs[i].clear();
                 for (si, s) in m.iter().enumerate() {
@@ -348,17 +380,17 @@ impl<'a> Evaluator<'a> {
                     if let Some(p) = s.samples.get(*c)
                         && p.t.0 == ts
                     {
+                        self.take_sample()?;
                         vecs[i].push(El::new(s.labels.clone(), p.v));
                         *c += 1;
                     }
                 }
-                in_step += vecs[i].len();
             }
-            self.check_samples(total + in_step)?;
             let res = f(&vecs, ts)?;
             check_dups(&res)?;
-            total += res.len();
-            self.check_samples(total)?;
+            temp = temp.saturating_add(res.len());
+            total_out += res.len();
+            self.add_samples(res.len())?;
             for el in res {
                 let idx = match index.get(&el.labels) {
                     Some(&i) => i,
@@ -377,21 +409,15 @@ impl<'a> Evaluator<'a> {
                 });
             }
         }
+        self.set_cur(original.saturating_add(total_out));
         Ok(out)
     }
 }
 
 impl Windowed {
     /// The window `[mint, maxt]` read at step `ts` (both ends included in Prometheus 2.42).
-    /// With `@`, Prometheus reads the window through an offset fixed against the evaluator's
-    /// first step, so the window is pinned at the first step and moves with later ones (see
-    /// [`super::invariant`]); step-invariant callers only ever have one step.
-    pub(crate) fn bounds(&self, ev: &Evaluator<'_>, ts: i64) -> (i64, i64) {
-        let maxt = match self.at {
-            Some(at) => at.saturating_add(ts - ev.start),
-            None => ts,
-        }
-        .saturating_sub(self.offset);
+    pub(crate) fn bounds(&self, ts: i64) -> (i64, i64) {
+        let maxt = ts.saturating_sub(self.offset);
         (maxt.saturating_sub(self.range), maxt)
     }
 }

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Function calls: the dispatch from a `Call` node to the kernels, one file per family under
 //! `functions/` (each kernel works on `&[Sample]` or one step's vector and cites the upstream
 //! code it mirrors). The call evaluation itself follows the `*parser.Call` case of
@@ -46,24 +48,41 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, c: &Call) -> Result<Vec<Series>, Eva
         && let Some(Expr::VectorSelector(vs)) = args.first()
     {
         // The sample's own timestamp, not the step's.
+        // Prometheus runs `vectorSelector` inside `rangeEval`: each step holds the selected
+        // samples and the results.
         let series = ev.data.get(vs);
-        let mut out: Vec<Series> = Vec::new();
-        for s in series {
-            let pts: Vec<Sample> = ev
-                .steps()
-                .filter_map(|ts| {
-                    ev.instant_sample(&s.samples, vs, ts)
-                        .map(|x| Sample::new(ts, x.t.0 as f64 / 1000.0))
-                })
-                .collect();
-            if !pts.is_empty() {
-                out.push(Series {
-                    labels: s.labels.without_metric_name(),
-                    samples: pts,
-                });
+        let original = ev.cur();
+        let mut temp = original;
+        let mut pts: Vec<Vec<Sample>> = vec![Vec::new(); series.len()];
+        for ts in ev.steps() {
+            ev.check_stop()?;
+            ev.set_cur(temp);
+            let mut found = 0;
+            if let Some(at) = ev.set.offsets.at(vs.at.as_ref()) {
+                // Prometheus re-pins the selector at every step (ignoring its offset).
+                ev.set.offsets.set_vs(vs, ts.saturating_sub(at));
             }
+            for (i, s) in series.iter().enumerate() {
+                if let Some(x) = ev.instant_sample(&s.samples, vs, ts) {
+                    ev.add_samples(1)?;
+                    pts[i].push(Sample::new(ts, x.t.0 as f64 / 1000.0));
+                    found += 1;
+                }
+            }
+            ev.add_samples(found)?;
+            temp += found;
         }
+        let out: Vec<Series> = series
+            .iter()
+            .zip(pts)
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(s, p)| Series {
+                labels: s.labels.without_metric_name(),
+                samples: p,
+            })
+            .collect();
         check_matrix_dups(&out)?;
+        ev.set_cur(original + out.iter().map(|s| s.samples.len()).sum::<usize>());
         return Ok(out);
     }
     if let Some(mi) = args
@@ -82,19 +101,23 @@ fn range_call(
     args: &[&Expr],
     mi: usize,
 ) -> Result<Vec<Series>, EvalError> {
+    // Sample accounting follows Prometheus: a subquery's result stays counted until the call
+    // is done, the window of the current series is counted while it is held, and the output
+    // points are counted.
+    let before_subquery = ev.cur();
+    let w: Windowed = match args[mi] {
+        Expr::MatrixSelector(ms) => ev.windowed_selector(ms),
+        Expr::Subquery(sq) => ev.windowed_subquery(sq)?,
+        _ => return Err(EvalError::exec("expected a range vector argument")),
+    };
+    let subquery_samples = ev.cur().saturating_sub(before_subquery);
     let mut scalars: Vec<Vec<Series>> = Vec::new();
     for (i, a) in args.iter().enumerate() {
         if i != mi {
             scalars.push(ev.eval_matrix(a)?);
         }
     }
-    let w: Windowed = match args[mi] {
-        Expr::MatrixSelector(ms) => ev.windowed_selector(ms),
-        Expr::Subquery(sq) => ev.windowed_subquery(sq)?,
-        _ => return Err(EvalError::exec("expected a range vector argument")),
-    };
     let mut out: Vec<Series> = Vec::new();
-    let mut total = 0usize;
     let mut sc = vec![f64::NAN; scalars.len()];
     for s in &w.series {
         let labels = if name == "last_over_time" {
@@ -103,14 +126,17 @@ fn range_call(
             s.labels.without_metric_name()
         };
         let mut pts = Vec::new();
+        let base = ev.cur();
         for (step, ts) in ev.steps().enumerate() {
             ev.check_stop()?;
-            let (mint, maxt) = w.bounds(ev, ts);
+            let (mint, maxt) = w.bounds(ts);
             let win = window(&s.samples, mint, maxt);
+            if base.saturating_add(win.len()) > ev.set.max_samples {
+                return Err(EvalError::TooManySamples);
+            }
             if win.is_empty() {
                 continue;
             }
-            ev.check_samples(total + win.len())?;
             for (j, m) in scalars.iter().enumerate() {
                 sc[j] = m
                     .first()
@@ -121,8 +147,11 @@ fn range_call(
                 pts.push(Sample::new(ts, v));
             }
         }
-        total += pts.len();
-        ev.check_samples(total)?;
+        ev.set_cur(base);
+        if base.saturating_add(pts.len()) > ev.set.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        ev.set_cur(base + pts.len());
         if !pts.is_empty() {
             out.push(Series {
                 labels,
@@ -130,6 +159,7 @@ fn range_call(
             });
         }
     }
+    ev.set_cur(ev.cur().saturating_sub(subquery_samples));
     if name == "absent_over_time" {
         return Ok(absent_over_time(ev, args[mi], &out));
     }

@@ -1,5 +1,5 @@
 // Copyright 2021 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Step invariance, as `PreprocessExpr`/`preprocessExprHelper` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/engine.go#L2678-L2777>
 //! decide it: the maximal subtrees whose value does not depend on the evaluation step (they
@@ -7,7 +7,8 @@
 //! result repeated. This matters beyond speed: a range-vector argument pinned with `@` inside
 //! an expression that is *not* wrapped (an `@`-unsafe function such as `predict_linear`, or a
 //! call with a step-dependent argument) is read through an offset relative to the evaluator's
-//! first step, so its window moves with later steps. [`super::eval`] reproduces both.
+//! first step ([`super::offsets`]), so its window moves with later steps. [`super::eval`]
+//! reproduces both.
 
 use std::collections::HashSet;
 

@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Parsing with Prometheus 2.42's dialect on top of `promql-parser`: the parser knows a newer
 //! PromQL, so this module adds 2.42's `holt_winters` (renamed since) and rejects what 2.42 did
 //! not have (newer functions and aggregators, `or` inside selectors, `fill` modifiers).
@@ -106,6 +108,11 @@ pub fn parse_expr(input: &str) -> Result<Expr, EvalError> {
     });
     let expr =
         promql_parser::parser::parse(input).map_err(|e| EvalError::Parse(clean(input, &e)))?;
+    if let Some(col) = out_of_range_duration(input) {
+        return Err(EvalError::Parse(format!(
+            "1:{col}: parse error: duration out of range"
+        )));
+    }
     check_dialect(&expr).map_err(|e| match e {
         EvalError::Parse(m) => EvalError::Parse(clean(input, &m)),
         other => other,
@@ -126,6 +133,7 @@ fn clean(input: &str, msg: &str) -> String {
         ]) || t.ends_with(" and")
             || t.ends_with(" or")
             || t.ends_with(" unless")
+            || t.ends_with(" bool")
         {
             (Some(end_col), "unexpected end of input".to_string())
         } else {
@@ -201,6 +209,8 @@ fn clean(input: &str, msg: &str) -> String {
                         })
                         .min();
                     ("aggregation parameter".to_string(), col)
+                } else if ctx == "aggregation expression" {
+                    (ctx.to_string(), aggregation_arg_col(input))
                 } else {
                     (ctx.to_string(), None)
                 };
@@ -215,6 +225,44 @@ fn clean(input: &str, msg: &str) -> String {
             }
             _ => (None, m.to_string()),
         }
+    } else if let Some(rest) = m.strip_prefix("set operator '") {
+        // "set operator 'and' not allowed in binary scalar expression"
+        let (op, tail) = rest.split_once('\'').unwrap_or((rest, ""));
+        (Some(1), format!("set operator \"{op}\"{tail}"))
+    } else if let Some(rest) = m
+        .strip_prefix("expected ")
+        .filter(|r| r.contains(" argument(s) in call to '"))
+    {
+        // "expected 1 argument(s) in call to 'rate', got 2"
+        let (head, tail) = rest.split_once(" in call to '").unwrap_or((rest, ""));
+        let (f, got) = tail.split_once('\'').unwrap_or((tail, ""));
+        (
+            col_of(&format!("{f}(")).or(Some(1)),
+            format!("expected {head} in call to \"{f}\"{got}"),
+        )
+    } else if let Some(rest) = m.strip_prefix("unexpected identifier '") {
+        let (id, tail) = rest.split_once('\'').unwrap_or((rest, ""));
+        (None, format!("unexpected identifier \"{id}\"{tail}"))
+    } else if m.starts_with("binary expression must contain only")
+        || m.starts_with("offset may not be set multiple times")
+        || m.starts_with("@ <timestamp> may not be set multiple times")
+        || m.starts_with("vector selector must contain at least one non-empty matcher")
+        || m.starts_with("wrong number of arguments for aggregate expression")
+    {
+        // Prometheus points at the start of the node; for a whole query that is 1:1.
+        (Some(1), m.to_string())
+    } else if m.starts_with("unexpected end of input inside braces")
+        || m.starts_with("unexpected end of input in offset")
+    {
+        (Some(end_col), m.to_string())
+    } else if m == "unexpected end of input inside brackets" {
+        (Some(end_col), "unclosed left bracket".to_string())
+    } else if m.starts_with("unexpected character after '!'") {
+        (col_of("!"), m.to_string())
+    } else if m == "unexpected right bracket ']'" {
+        (col_of("]"), m.to_string())
+    } else if m == "ranges only allowed for vector selectors" {
+        (col_of("][").map(|c| c + 1), m.to_string())
     } else {
         (None, m.to_string())
     };
@@ -222,6 +270,115 @@ fn clean(input: &str, msg: &str) -> String {
         Some(c) => format!("1:{c}: parse error: {text}"),
         None => format!("parse error: {text}"),
     }
+}
+
+/// The column of the first duration longer than Go's `time.Duration` holds (about 292
+/// years), which Prometheus rejects as "duration out of range".
+fn out_of_range_duration(input: &str) -> Option<usize> {
+    const MAX_MS: i128 = i64::MAX as i128 / 1_000_000;
+    let b = input.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if matches!(b[i], b'"' | b'\'' | b'`') {
+            let q = b[i];
+            i += 1;
+            while i < b.len() && b[i] != q {
+                i += if b[i] == b'\\' && q != b'`' { 2 } else { 1 };
+            }
+            i += 1;
+            continue;
+        }
+        let prev_ident =
+            i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.');
+        if !b[i].is_ascii_digit() || prev_ident {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut total: i128 = 0;
+        let mut units = 0;
+        loop {
+            let ds = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == ds {
+                break;
+            }
+            let n: i128 = input[ds..i].parse().unwrap_or(i128::MAX / 4);
+            let mult: i128 = if input[i..].starts_with("ms") {
+                i += 2;
+                1
+            } else {
+                let m = match b.get(i) {
+                    Some(b's') => 1000,
+                    Some(b'm') => 60_000,
+                    Some(b'h') => 3_600_000,
+                    Some(b'd') => 86_400_000,
+                    Some(b'w') => 604_800_000,
+                    Some(b'y') => 31_536_000_000,
+                    _ => 0,
+                };
+                if m > 0 {
+                    i += 1;
+                }
+                m
+            };
+            if mult == 0 {
+                break;
+            }
+            units += 1;
+            total = total.saturating_add(n.saturating_mul(mult));
+        }
+        if units > 0 && total > MAX_MS {
+            return Some(input[..start].chars().count() + 1);
+        }
+        i = i.max(start + 1);
+    }
+    None
+}
+
+/// The column where the first aggregation's argument list starts (after `op [by (...)] (`).
+fn aggregation_arg_col(input: &str) -> Option<usize> {
+    const AGGS: &[&str] = &[
+        "sum",
+        "avg",
+        "count",
+        "min",
+        "max",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "count_values",
+        "quantile",
+    ];
+    let b = input.as_bytes();
+    let word_at = |i: usize, w: &str| {
+        input[i..].starts_with(w)
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && b.get(i + w.len())
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+    };
+    let (i, w) = (0..b.len()).find_map(|i| AGGS.iter().find(|w| word_at(i, w)).map(|w| (i, *w)))?;
+    let mut j = i + w.len();
+    let skip_ws = |j: usize| j + (input[j..].len() - input[j..].trim_start().len());
+    j = skip_ws(j);
+    for kw in ["by", "without"] {
+        if input[j..].starts_with(kw) {
+            j = skip_ws(j + kw.len());
+            if input[j..].starts_with('(') {
+                j += input[j..].find(')')? + 1;
+            }
+            j = skip_ws(j);
+        }
+    }
+    if !input[j..].starts_with('(') {
+        return None;
+    }
+    let k = skip_ws(j + 1);
+    Some(input[..k].chars().count() + 1)
 }
 
 fn check_dialect(e: &Expr) -> Result<(), EvalError> {
@@ -311,6 +468,12 @@ mod tests {
             parse_expr("rate(a)").unwrap_err().to_string(),
             "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"
         );
+        assert_eq!(
+            parse_expr("a offset 10000000y").unwrap_err().to_string(),
+            "1:10: parse error: duration out of range"
+        );
+        assert!(parse_expr("a[200y]").is_ok());
+        assert!(parse_expr(r#"a{b="99999999999y\"x"}"#).is_ok());
         let err = parse_expr("mad_over_time(foo[5m])").unwrap_err();
         assert!(err.to_string().contains("unknown function"), "{err}");
         assert!(parse_expr("limitk(2, foo)").is_err());

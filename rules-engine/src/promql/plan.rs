@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Stage 1, plan and select: find every selector with the window of time it can read, and query
 //! storage once per selector (Prometheus's `populateSeries` and `getTimeRangesForSelector` in
 //! `promql/engine.go@v2.42.0`).
@@ -100,7 +102,10 @@ impl Walk {
                 let off = offset_ms(s.offset.as_ref());
                 let range = super::duration_ms(s.range);
                 let inner = match at_ms(s.at.as_ref(), self.top.0, self.top.1) {
-                    Some(t) => (t - off - range, t - off),
+                    Some(t) => (
+                        t.saturating_sub(off).saturating_sub(range),
+                        t.saturating_sub(off),
+                    ),
                     None => (
                         span.0.saturating_sub(off).saturating_sub(range),
                         span.1.saturating_sub(off),

@@ -1,5 +1,5 @@
 // Copyright 2013 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The alert state machine of an alerting rule, a pure step function over the rule's query
 //! result, ported from `AlertingRule.Eval` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/rules/alerting.go#L324-L468>:
@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use super::AlertingRule;
 use super::template::{TemplateData, expand};
+use super::{AlertingRule, RawLabels};
 use crate::model::{Labels, METRIC_NAME};
 
 const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
@@ -35,7 +35,7 @@ impl AlertState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
     pub labels: Labels,
-    pub annotations: Labels,
+    pub annotations: RawLabels,
     pub state: AlertState,
     pub value: f64,
     pub active_at: i64,
@@ -88,7 +88,7 @@ impl AlertRuleState {
                 lbs.set(&l.name, &expand(&l.value, &rule.alert, &data));
             }
             lbs.set("alertname", &rule.alert);
-            let mut ann = Labels::empty();
+            let mut ann = RawLabels::default();
             for a in &rule.annotations {
                 ann.set(&a.name, &expand(&a.value, &rule.alert, &data));
             }
@@ -199,7 +199,7 @@ mod tests {
             for_ms,
             keep_firing_for_ms: 0,
             labels: Labels::from_pairs([("severity", "page")]).unwrap(),
-            annotations: Labels::from_pairs([("summary", "{{ $labels.job }} down")]).unwrap(),
+            annotations: RawLabels::from_pairs([("summary", "{{ $labels.job }} down")]),
         }
     }
 

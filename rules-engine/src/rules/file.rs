@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The rule-file schema of Prometheus 2.42 (`model/rulefmt/rulefmt.go`) with its validation
 //! and error messages (`<line>:<col>: group "g", rule 1, "name": ...`). Line and column are
 //! recovered from the source text, since the YAML deserializer does not keep spans: the
@@ -206,7 +208,7 @@ pub fn parse_rule_file(src: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<Rule
                     for_ms,
                     keep_firing_for_ms,
                     labels: labels_of(r.labels),
-                    annotations: labels_of(r.annotations),
+                    annotations: super::RawLabels::from_pairs(r.annotations.unwrap_or_default()),
                 }));
             }
         }

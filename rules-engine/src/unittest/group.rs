@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Running one test group (`testGroup.test` in `cmd/promtool/unittest.go@v2.42.0`): lazy
 //! loading of the input series, rule evaluation at every evaluation step, alert checks, and
 //! PromQL expression checks, with promtool's error texts.
@@ -13,7 +15,7 @@ use crate::model::{Labels, METRIC_NAME, Sample, Timestamp, stale_nan, write_go_q
 use crate::promql::functions::go_fmt_e;
 use crate::promql::{Engine, EvalError, EvalLimits, Value, VectorSample, parse_expr};
 use crate::rules::alerting::{AlertContext, AlertRuleState, AlertState};
-use crate::rules::{Rule, RuleGroup, load_rule_file};
+use crate::rules::{RawLabels, Rule, RuleGroup, load_rule_file};
 use crate::storage::{MemStorage, Queryable};
 
 /// The input series, appended to storage step by step (`LazyLoader`).
@@ -192,7 +194,7 @@ pub(super) fn run_group(
         while curr < alert_times.len() && ts <= alert_times[curr] && alert_times[curr] < ts + ei {
             let t = alert_times[curr];
             for tc in tg.alert_rule_test.iter().filter(|a| a.eval_time == t) {
-                let mut got: Vec<(Labels, Labels)> = Vec::new();
+                let mut got: Vec<(RawLabels, RawLabels)> = Vec::new();
                 let mut ri = 0;
                 for g in &groups {
                     for r in &g.rules {
@@ -204,22 +206,22 @@ pub(super) fn run_group(
                                     .alerts
                                     .active_alerts()
                                     .filter(|x| x.state == AlertState::Firing)
-                                    .map(|x| (x.labels.clone(), x.annotations.clone())),
+                                    .map(|x| (RawLabels::from(&x.labels), x.annotations.clone())),
                             );
                         }
                         ri += 1;
                     }
                 }
                 got.sort();
-                let mut exp: Vec<(Labels, Labels)> = tc
+                let mut exp: Vec<(RawLabels, RawLabels)> = tc
                     .exp_alerts
                     .iter()
                     .map(|a: &ExpAlert| {
                         let mut l = a.exp_labels.clone();
                         l.insert("alertname".into(), tc.alertname.clone());
                         (
-                            Labels::from_pairs(l).unwrap_or_default(),
-                            Labels::from_pairs(a.exp_annotations.clone()).unwrap_or_default(),
+                            RawLabels::from_pairs(l),
+                            RawLabels::from_pairs(a.exp_annotations.clone()),
                         )
                     })
                     .collect();
@@ -368,11 +370,11 @@ fn samples_string(s: &[(Labels, f64)]) -> String {
         .join(", ")
 }
 
-fn alerts_string(a: &[(Labels, Labels)]) -> String {
+fn alerts_string(a: &[(RawLabels, RawLabels)]) -> String {
     if a.is_empty() {
         return "[]".into();
     }
-    let one = |(l, ann): &(Labels, Labels)| format!("Labels:{l}\nAnnotations:{ann}");
+    let one = |(l, ann): &(RawLabels, RawLabels)| format!("Labels:{l}\nAnnotations:{ann}");
     let mut s = format!("[\n0:{}", indent_lines(&format!("\n{}", one(&a[0])), "  "));
     for (i, x) in a.iter().enumerate().skip(1) {
         s.push_str(&format!(

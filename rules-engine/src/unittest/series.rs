@@ -1,3 +1,5 @@
+// Copyright The Prometheus Authors
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The series notation of promtool test files: `metric{label="value"} 1+2x3 _ stale ...`
 //! (Prometheus's `parser.ParseSeriesDesc` grammar, `promql/parser/generated_parser.y@v2.42.0`)
 //! and the metric notation of `exp_samples` labels (`parser.ParseMetric`). Errors carry the

@@ -6,8 +6,8 @@
 //! results exactly): `Log` and `Exp` follow the amd64 assembly (`log_amd64.s`,
 //! `exp_amd64.s`, whose FMA path runs on CPUs with FMA), the others Go's portable code
 //! (`sin.go`, `tan.go`, `atan.go`, `atan2.go`, `asin.go`, `sinh.go`, `tanh.go`, `asinh.go`,
-//! `acosh.go`, `atanh.go`, `log1p.go`). The trigonometric functions fall back to Rust's for
-//! arguments of 2^29 and more, where Go switches to Payne-Hanek reduction.
+//! `acosh.go`, `atanh.go`, `log1p.go`, `trig_reduce.go` for the Payne-Hanek reduction of
+//! arguments of 2^29 and more).
 
 // The constants are copied digit for digit from Go's source so they can be checked against it.
 #![allow(clippy::excessive_precision)]
@@ -128,6 +128,70 @@ const COS: [f64; 6] = [
     4.166_666_666_666_659_292_18e-2,
 ];
 
+/// The binary digits of 4/pi (`mPi4`).
+const M_PI4: [u64; 20] = [
+    0x0000_0000_0000_0001,
+    0x45f3_06dc_9c88_2a53,
+    0xf84e_afa3_ea69_bb81,
+    0xb6c5_2b32_7887_2083,
+    0xfca2_c757_bd77_8ac3,
+    0x6e48_dc74_849b_a5c0,
+    0x0c92_5dd4_13a3_2439,
+    0xfc3b_d639_6253_4e7d,
+    0xd104_6bea_5d76_8909,
+    0xd338_e04d_68be_fc82,
+    0x7323_ac73_06a6_73e9,
+    0x3908_bf17_7bf2_5076,
+    0x3ff1_2fff_bc0b_301f,
+    0xde5e_2316_b414_da3e,
+    0xda6c_fd9e_4f96_136e,
+    0x9e8c_7ecd_3cbf_d45a,
+    0xea4f_758f_d7cb_e2f6,
+    0x7a0e_73ef_14a5_25d4,
+    0xd7f6_bf62_3f1a_ba10,
+    0xac06_608d_f8f6_d757,
+];
+
+/// `trigReduce`: Payne-Hanek reduction by pi/4 for `x >= 2^29`.
+fn trig_reduce(x: f64) -> (u64, f64) {
+    const SHIFT: u32 = 52;
+    const BIAS: i64 = 1023;
+    if x < FRAC_PI_4 {
+        return (0, x);
+    }
+    let mut ix = x.to_bits();
+    let exp = ((ix >> SHIFT) & 0x7ff) as i64 - BIAS - i64::from(SHIFT);
+    ix &= !(0x7ff << SHIFT);
+    ix |= 1 << SHIFT;
+    let digit = ((exp + 61) / 64) as usize;
+    let bitshift = ((exp + 61) % 64) as u32;
+    let hi_part = |d: usize| M_PI4.get(d).copied().unwrap_or(0);
+    let shr = |v: u64, n: u32| v.checked_shr(n).unwrap_or(0);
+    let z0 = (hi_part(digit) << bitshift) | shr(hi_part(digit + 1), 64 - bitshift);
+    let z1 = (hi_part(digit + 1) << bitshift) | shr(hi_part(digit + 2), 64 - bitshift);
+    let z2 = (hi_part(digit + 2) << bitshift) | shr(hi_part(digit + 3), 64 - bitshift);
+    let z2hi = ((u128::from(z2) * u128::from(ix)) >> 64) as u64;
+    let p1 = u128::from(z1) * u128::from(ix);
+    let (z1hi, z1lo) = ((p1 >> 64) as u64, p1 as u64);
+    let z0lo = z0.wrapping_mul(ix);
+    let (lo, c) = z1lo.overflowing_add(z2hi);
+    let hi = z0lo.wrapping_add(z1hi).wrapping_add(u64::from(c));
+    let mut j = hi >> 61;
+    let mut hi = (hi << 3) | (lo >> 61);
+    let lz = hi.leading_zeros();
+    let e = (BIAS - i64::from(lz + 1)) as u64;
+    hi = hi.checked_shl(lz + 1).unwrap_or(0) | shr(lo, 64 - (lz + 1));
+    hi >>= 64 - SHIFT;
+    hi |= e << SHIFT;
+    let mut z = f64::from_bits(hi);
+    if j & 1 == 1 {
+        j += 1;
+        j &= 7;
+        z -= 1.0;
+    }
+    (j, z * FRAC_PI_4)
+}
+
 fn reduce(x: f64) -> (u64, f64) {
     let mut j = (x * FOUR_OVER_PI) as u64;
     let mut y = j as f64;
@@ -162,11 +226,12 @@ pub fn sin(x: f64) -> f64 {
         x = -x;
         sign = true;
     }
-    if x >= REDUCE_THRESHOLD {
-        return if sign { -x.sin() } else { x.sin() };
-    }
-    let (mut j, z) = reduce(x);
-    j &= 7;
+    let (mut j, z) = if x >= REDUCE_THRESHOLD {
+        trig_reduce(x)
+    } else {
+        let (j, z) = reduce(x);
+        (j & 7, z)
+    };
     if j > 3 {
         sign = !sign;
         j -= 4;
@@ -185,12 +250,13 @@ pub fn cos(x: f64) -> f64 {
         return f64::NAN;
     }
     let x = x.abs();
-    if x >= REDUCE_THRESHOLD {
-        return x.cos();
-    }
     let mut sign = false;
-    let (mut j, z) = reduce(x);
-    j &= 7;
+    let (mut j, z) = if x >= REDUCE_THRESHOLD {
+        trig_reduce(x)
+    } else {
+        let (j, z) = reduce(x);
+        (j & 7, z)
+    };
     if j > 3 {
         j -= 4;
         sign = !sign;
@@ -231,10 +297,11 @@ pub fn tan(x: f64) -> f64 {
         x = -x;
         sign = true;
     }
-    if x >= REDUCE_THRESHOLD {
-        return if sign { -x.tan() } else { x.tan() };
-    }
-    let (j, z) = reduce(x);
+    let (j, z) = if x >= REDUCE_THRESHOLD {
+        trig_reduce(x)
+    } else {
+        reduce(x)
+    };
     let zz = z * z;
     let mut y = if zz > 1e-14 {
         z + z
@@ -384,9 +451,10 @@ pub fn sinh(x: f64) -> f64 {
 pub fn cosh(x: f64) -> f64 {
     let x = x.abs();
     if x > 21.0 {
-        return exp(x) / 2.0;
+        return exp(x) * 0.5;
     }
-    (exp(x) + exp(-x)) / 2.0
+    let ex = exp(x);
+    (ex + 1.0 / ex) * 0.5
 }
 
 pub fn tanh(x: f64) -> f64 {

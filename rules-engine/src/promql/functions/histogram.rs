@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! `histogram_quantile` over classic buckets and the `quantile` helper shared by the
 //! `quantile` aggregator and `quantile_over_time`, ported from
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/quantile.go> and

@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! `label_replace`, `label_join` and the labels `absent`/`absent_over_time` invent, ported
 //! from `funcLabelReplace`, `funcLabelJoin` and `createLabelsForAbsentFunction` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go>.

@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors; Copyright 2009 The Go Authors (math.Pow, BSD-style).
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! Element-wise math: `abs`, `ceil`, ..., the trigonometric functions, `rad`, `deg`, `sgn`,
 //! `round`, `clamp*` (`simpleFunc` and friends in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go#L390-L620>),

@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The `*_over_time` family, `changes`, `resets` and `holt_winters`, ported from
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go#L290-L760>.
 //! In 2.42 `sum_over_time`, `avg_over_time` and `stddev/stdvar_over_time` use Kahan

@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! `rate`, `increase`, `delta`, `irate`, `idelta`: ported from `extrapolatedRate` and
 //! `instantValue` in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go#L66-L290>

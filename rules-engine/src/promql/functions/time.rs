@@ -1,5 +1,5 @@
 // Copyright 2015 The Prometheus Authors
-// Licensed under the Apache License, Version 2.0 (the "License"); see upstream/LICENSE.
+// Licensed under the Apache License, Version 2.0 (the "License"): http://www.apache.org/licenses/LICENSE-2.0
 //! The date functions (`year`, `month`, `day_of_month`, `day_of_week`, `day_of_year`,
 //! `days_in_month`, `hour`, `minute`), in UTC, as `dateWrapper` and friends in
 //! <https://github.com/prometheus/prometheus/blob/v2.42.0/promql/functions.go#L1140-L1240>.
@@ -30,30 +30,64 @@ fn days_in(y: i64, m: u32) -> u32 {
     }
 }
 
+const SECONDS_PER_DAY: u64 = 86_400;
+const DAYS_PER_400_YEARS: u64 = 365 * 400 + 97;
+const DAYS_PER_100_YEARS: u64 = 365 * 100 + 24;
+const DAYS_PER_4_YEARS: u64 = 365 * 4 + 1;
+const ABSOLUTE_ZERO_YEAR: i64 = -292_277_022_399;
+/// `unixToInternal + internalToAbsolute` of Go's `time` package.
+const UNIX_TO_ABSOLUTE: i64 = 62_135_596_800 + 9_223_371_966_579_724_800;
+const DAYS_BEFORE: [u32; 13] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365];
+
+/// The broken-down UTC time of a Unix second, computed as Go's `time` package does
+/// (`absDate` and friends, including its wrap-around for seconds out of its range).
 pub fn civil(unix_s: i64) -> Civil {
-    let days = unix_s.div_euclid(86_400);
-    let secs = unix_s.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut yday = day;
-    for m in 1..month {
-        yday += days_in(year, m);
-    }
+    let abs = unix_s.wrapping_add(UNIX_TO_ABSOLUTE) as u64;
+    let mut d = abs / SECONDS_PER_DAY;
+    let mut n = d / DAYS_PER_400_YEARS;
+    let mut y = 400 * n;
+    d -= DAYS_PER_400_YEARS * n;
+    n = d / DAYS_PER_100_YEARS;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= DAYS_PER_100_YEARS * n;
+    n = d / DAYS_PER_4_YEARS;
+    y += 4 * n;
+    d -= DAYS_PER_4_YEARS * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+    let year = (y as i64).wrapping_add(ABSOLUTE_ZERO_YEAR);
+    let yday = d as u32;
+    let mut day = yday;
+    let (month, day) = 'md: {
+        if is_leap(year) {
+            if day > 31 + 29 - 1 {
+                day -= 1;
+            } else if day == 31 + 29 - 1 {
+                break 'md (2, 29);
+            }
+        }
+        let mut month = day / 31;
+        let end = DAYS_BEFORE[month as usize + 1];
+        let begin = if day >= end {
+            month += 1;
+            end
+        } else {
+            DAYS_BEFORE[month as usize]
+        };
+        (month + 1, day - begin + 1)
+    };
     Civil {
         year,
         month,
         day,
-        hour: (secs / 3600) as u32,
-        minute: (secs % 3600 / 60) as u32,
-        weekday: (days + 4).rem_euclid(7) as u32,
-        yday,
+        hour: ((abs % SECONDS_PER_DAY) / 3600) as u32,
+        minute: ((abs % 3600) / 60) as u32,
+        weekday: ((abs.wrapping_add(SECONDS_PER_DAY) % (7 * SECONDS_PER_DAY)) / SECONDS_PER_DAY)
+            as u32,
+        yday: yday + 1,
     }
 }
 
@@ -111,5 +145,8 @@ mod tests {
         assert_eq!(date_fn("day_of_week", 1_582_983_900), Some(6.0));
         // before the epoch: 1969-12-31T23:59:59Z
         assert_eq!(civil(-1).year, 1969);
+        // Go's wrap-around for NaN (int64 minimum): minute 30, as promtool prints.
+        assert_eq!(civil(i64::MIN).minute, 30);
+        assert_eq!(civil(-10_000_000_000).year, 1653);
     }
 }
