@@ -23,6 +23,7 @@
 //! (throttled).
 
 pub mod config;
+mod encode;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,8 +35,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use proto::{Message, v1};
-use rules_engine::Labels;
+use rules_engine::Sample;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
@@ -160,6 +160,8 @@ pub struct Forwarder {
     board: StatusBoard,
     slot: usize,
     last_log: Option<Instant>,
+    label_cache: std::collections::HashMap<u64, Arc<[u8]>>,
+    snappy: snap::raw::Encoder,
 }
 
 impl Forwarder {
@@ -199,6 +201,8 @@ impl Forwarder {
             board,
             slot,
             last_log: None,
+            label_cache: std::collections::HashMap::new(),
+            snappy: snap::raw::Encoder::new(),
         })
     }
 
@@ -266,6 +270,21 @@ impl Forwarder {
         }
     }
 
+    /// The cached label block of series `id`, if the series still exists.
+    fn label_block(&mut self, id: u64) -> Option<Arc<[u8]>> {
+        if let Some(b) = self.label_cache.get(&id) {
+            return Some(b.clone());
+        }
+        let series = self.store.head().get(id)?;
+        // Series come and go; a cache far larger than the head is mostly dead entries.
+        if self.label_cache.len() > 2 * self.store.head().len() + 1024 {
+            self.label_cache.clear();
+        }
+        let block: Arc<[u8]> = encode::label_block(&series.labels, &self.external).into();
+        self.label_cache.insert(id, block.clone());
+        Some(block)
+    }
+
     /// Sends the rows' samples; returns the last row's seq, or `None` when interrupted.
     async fn forward_rows(
         &mut self,
@@ -273,87 +292,58 @@ impl Forwarder {
         shutdown: &CancellationToken,
     ) -> Option<i64> {
         let max = self.cfg.queue_config.max_samples_per_send.max(1);
-        let mut pending = Vec::new();
-        let mut pending_samples = 0usize;
-        let mut labels_cache: std::collections::HashMap<u64, Option<Vec<v1::Label>>> =
-            std::collections::HashMap::new();
+        let mut req = encode::RequestBuilder::default();
+        let mut flat: Vec<Sample> = Vec::new();
+        let mut entries: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
         let mut missing = 0u64;
         for (_, data) in rows {
-            let mut entries: Vec<(u64, Vec<rules_engine::Sample>)> = Vec::new();
-            if let Err(e) = decode_record(data, |id, s| entries.push((id, s.to_vec()))) {
+            flat.clear();
+            entries.clear();
+            let decoded = decode_record(data, |id, s| {
+                let start = flat.len();
+                flat.extend_from_slice(s);
+                entries.push((id, start..flat.len()));
+            });
+            if let Err(e) = decoded {
                 tracing::error!(remote = %self.queue.remote_name, error = %e, "Skipping a corrupt record.");
                 continue;
             }
-            for (id, samples) in entries {
-                let labels = labels_cache
-                    .entry(id)
-                    .or_insert_with(|| {
-                        self.store
-                            .head()
-                            .get(id)
-                            .map(|s| with_external(&s.labels, &self.external))
-                    })
-                    .clone();
-                let Some(labels) = labels else {
-                    missing += samples.len() as u64;
+            for (id, range) in entries.drain(..) {
+                let Some(block) = self.label_block(id) else {
+                    missing += range.len() as u64;
                     continue;
                 };
                 // Split a series' samples over requests at `max` samples each.
-                let mut rest = &samples[..];
+                let mut rest = &flat[range];
                 while !rest.is_empty() {
-                    let take = rest.len().min(max - pending_samples);
-                    pending.push(v1::TimeSeries {
-                        labels: labels.clone(),
-                        samples: rest[..take]
-                            .iter()
-                            .map(|s| v1::Sample {
-                                value: s.v,
-                                timestamp: s.t.0,
-                            })
-                            .collect(),
-                        ..Default::default()
-                    });
-                    pending_samples += take;
+                    let take = rest.len().min(max - req.samples());
+                    req.push(&block, &rest[..take]);
                     rest = &rest[take..];
-                    if pending_samples >= max {
-                        let batch = std::mem::take(&mut pending);
-                        pending_samples = 0;
-                        if let Sent::Interrupted = self.send(batch, shutdown).await {
-                            return None;
-                        }
+                    if req.samples() >= max
+                        && let Sent::Interrupted = self.send(req.take(), shutdown).await
+                    {
+                        return None;
                     }
                 }
             }
         }
-        if !pending.is_empty()
-            && let Sent::Interrupted = self.send(pending, shutdown).await
+        if req.samples() > 0
+            && let Sent::Interrupted = self.send(req.take(), shutdown).await
         {
             return None;
         }
         if missing > 0 {
-            self.metrics
-                .dropped
-                .get_or_create(&self.queue)
-                .inc_by(missing);
+            self.metrics.dropped.get_or_create(&self.queue).inc_by(missing);
             tracing::warn!(remote = %self.queue.remote_name, samples = missing, "Samples of series no longer in the store were not forwarded.");
         }
         rows.last().map(|(seq, _)| *seq)
     }
 
     /// Sends one request with the spec's retry rules.
-    async fn send(&mut self, series: Vec<v1::TimeSeries>, shutdown: &CancellationToken) -> Sent {
-        let samples: u64 = series.iter().map(|s| s.samples.len() as u64).sum();
-        let newest = series
-            .iter()
-            .flat_map(|s| s.samples.iter().map(|x| x.timestamp))
-            .max()
-            .unwrap_or(0);
-        let raw = v1::WriteRequest {
-            timeseries: series,
-            metadata: vec![],
-        }
-        .encode_to_vec();
-        let body = match snap::raw::Encoder::new().compress_vec(&raw) {
+    async fn send(&mut self, request: (Vec<u8>, usize, i64), shutdown: &CancellationToken) -> Sent {
+        let (raw, samples, newest) = request;
+        let samples = samples as u64;
+        let body = match self.snappy.compress_vec(&raw) {
             Ok(b) => Bytes::from(b),
             Err(e) => {
                 tracing::error!(error = %e, "Snappy compression failed; request dropped.");
@@ -505,27 +495,6 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
-/// The series' labels plus external labels it does not have, sorted, as protobuf labels.
-fn with_external(labels: &Labels, external: &[(String, String)]) -> Vec<v1::Label> {
-    let mut out: Vec<v1::Label> = labels
-        .iter()
-        .map(|l| v1::Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
-        })
-        .collect();
-    for (k, v) in external {
-        if labels.get(k).is_none() {
-            out.push(v1::Label {
-                name: k.clone(),
-                value: v.clone(),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
 /// Up to [`READ_BATCH`] records after `cursor`.
 fn read_records(
     conn: &rusqlite::Connection,
@@ -535,30 +504,4 @@ fn read_records(
         conn.prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
     let rows = stmt.query_map([cursor, READ_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn external_labels_never_override() {
-        let l = Labels::from_pairs([("__name__", "up"), ("region", "eu")]).unwrap();
-        let ext = vec![
-            ("region".to_string(), "us".to_string()),
-            ("cluster".to_string(), "a".to_string()),
-        ];
-        let got: Vec<(String, String)> = with_external(&l, &ext)
-            .into_iter()
-            .map(|x| (x.name, x.value))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("__name__".into(), "up".into()),
-                ("cluster".into(), "a".into()),
-                ("region".into(), "eu".into())
-            ]
-        );
-    }
 }
