@@ -160,7 +160,8 @@ pub struct Forwarder {
     board: StatusBoard,
     slot: usize,
     last_log: Option<Instant>,
-    label_cache: std::collections::HashMap<u64, Arc<[u8]>>,
+    /// Encoded label blocks by series id (see `encode`).
+    label_cache: hashbrown::HashMap<u64, Box<[u8]>>,
     snappy: snap::raw::Encoder,
 }
 
@@ -201,7 +202,7 @@ impl Forwarder {
             board,
             slot,
             last_log: None,
-            label_cache: std::collections::HashMap::new(),
+            label_cache: hashbrown::HashMap::new(),
             snappy: snap::raw::Encoder::new(),
         })
     }
@@ -270,19 +271,32 @@ impl Forwarder {
         }
     }
 
-    /// The cached label block of series `id`, if the series still exists.
-    fn label_block(&mut self, id: u64) -> Option<Arc<[u8]>> {
-        if let Some(b) = self.label_cache.get(&id) {
-            return Some(b.clone());
+    /// Adds samples of series `id` to `req` under its cached label block; false when the
+    /// series no longer exists.
+    fn push_series(
+        &mut self,
+        req: &mut encode::RequestBuilder,
+        id: u64,
+        samples: &[Sample],
+    ) -> bool {
+        if !self.label_cache.contains_key(&id) {
+            let Some(series) = self.store.head().get(id) else {
+                return false;
+            };
+            // Series come and go; a cache far larger than the head is mostly dead entries.
+            if self.label_cache.len() > 2 * self.store.head().len() + 1024 {
+                self.label_cache.clear();
+            }
+            let block = encode::label_block(&series.labels, &self.external);
+            self.label_cache.insert(id, block.into_boxed_slice());
         }
-        let series = self.store.head().get(id)?;
-        // Series come and go; a cache far larger than the head is mostly dead entries.
-        if self.label_cache.len() > 2 * self.store.head().len() + 1024 {
-            self.label_cache.clear();
+        match self.label_cache.get(&id) {
+            Some(block) => {
+                req.push(block, samples);
+                true
+            }
+            None => false,
         }
-        let block: Arc<[u8]> = encode::label_block(&series.labels, &self.external).into();
-        self.label_cache.insert(id, block.clone());
-        Some(block)
     }
 
     /// Sends the rows' samples; returns the last row's seq, or `None` when interrupted.
@@ -309,15 +323,14 @@ impl Forwarder {
                 continue;
             }
             for (id, range) in entries.drain(..) {
-                let Some(block) = self.label_block(id) else {
-                    missing += range.len() as u64;
-                    continue;
-                };
                 // Split a series' samples over requests at `max` samples each.
                 let mut rest = &flat[range];
                 while !rest.is_empty() {
                     let take = rest.len().min(max - req.samples());
-                    req.push(&block, &rest[..take]);
+                    if !self.push_series(&mut req, id, &rest[..take]) {
+                        missing += rest.len() as u64;
+                        break;
+                    }
                     rest = &rest[take..];
                     if req.samples() >= max
                         && let Sent::Interrupted = self.send(req.take(), shutdown).await
@@ -333,7 +346,10 @@ impl Forwarder {
             return None;
         }
         if missing > 0 {
-            self.metrics.dropped.get_or_create(&self.queue).inc_by(missing);
+            self.metrics
+                .dropped
+                .get_or_create(&self.queue)
+                .inc_by(missing);
             tracing::warn!(remote = %self.queue.remote_name, samples = missing, "Samples of series no longer in the store were not forwarded.");
         }
         rows.last().map(|(seq, _)| *seq)

@@ -108,14 +108,22 @@ mod tests {
     #[test]
     fn external_labels_never_override() {
         let l = Labels::from_pairs([("__name__", "up"), ("region", "eu")]).unwrap();
-        let ext = vec![("region".to_string(), "us".to_string()), ("cluster".to_string(), "a".to_string())];
+        let ext = vec![
+            ("region".to_string(), "us".to_string()),
+            ("cluster".to_string(), "a".to_string()),
+        ];
         let mut b = RequestBuilder::default();
         b.push(&label_block(&l, &ext), &[Sample::new(1, 1.0)]);
         let req = v1::WriteRequest::decode(b.take().0.as_slice()).unwrap();
-        let got: Vec<(String, String)> = req.timeseries[0].labels.iter().map(|x| (x.name.clone(), x.value.clone())).collect();
+        let got: Vec<(String, String)> = req.timeseries[0]
+            .labels
+            .iter()
+            .map(|x| (x.name.clone(), x.value.clone()))
+            .collect();
         assert_eq!(
             got,
-            [("__name__", "up"), ("cluster", "a"), ("region", "eu")].map(|(a, b)| (a.to_string(), b.to_string()))
+            [("__name__", "up"), ("cluster", "a"), ("region", "eu")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
         );
     }
 

@@ -313,7 +313,11 @@ enum Target {
     Vmagent(Vmagent, VictoriaMetrics),
     /// promgate forwarding (remote_write) to its own VictoriaMetrics sink; verified through
     /// the sink. Only promgate's CPU is counted, until its forward cursor has caught up.
-    PromgateFwd(Promgate, #[allow(dead_code)] tempfile::TempDir, VictoriaMetrics),
+    PromgateFwd(
+        Promgate,
+        #[allow(dead_code)] tempfile::TempDir,
+        VictoriaMetrics,
+    ),
 }
 
 impl Target {
@@ -338,11 +342,15 @@ impl Target {
                     "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 2000\n",
                     sink.write_url()
                 );
-                Target::PromgateFwd(Promgate::start_bin(promgate_bin, data.path(), &config), data, sink)
+                Target::PromgateFwd(
+                    Promgate::start_bin(promgate_bin, data.path(), &config),
+                    data,
+                    sink,
+                )
             }
-            other => panic!(
-                "unknown target {other:?} (promgate, prometheus, vm, vmagent, promgate-fwd)"
-            ),
+            other => {
+                panic!("unknown target {other:?} (promgate, prometheus, vm, vmagent, promgate-fwd)")
+            }
         }
     }
 
@@ -589,7 +597,10 @@ fn verify_once(target: &Target, p: &Plan) -> Result<String, String> {
         let want_v: Vec<f64> = want.iter().map(|x| x.1).collect();
         // VictoriaMetrics keeps 12 significant decimal digits of a float (by design); the
         // others must be exact.
-        let tolerance = if matches!(target, Target::Vm(_) | Target::Vmagent(..) | Target::PromgateFwd(..)) {
+        let tolerance = if matches!(
+            target,
+            Target::Vm(_) | Target::Vmagent(..) | Target::PromgateFwd(..)
+        ) {
             1e-11
         } else {
             0.0
