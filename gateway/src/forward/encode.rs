@@ -127,6 +127,9 @@ mod tests {
         );
     }
 
+    /// A decoded series: label pairs and (timestamp, value bits).
+    type Decoded = (Vec<(String, String)>, Vec<(i64, u64)>);
+
     proptest! {
         #[test]
         fn prost_decodes_what_we_write(
@@ -152,7 +155,7 @@ mod tests {
             let (bytes, n, _) = b.take();
             prop_assert_eq!(n, want.iter().map(|w| w.1.len()).sum::<usize>());
             let got = v1::WriteRequest::decode(bytes.as_slice()).unwrap();
-            let got: Vec<(Vec<(String, String)>, Vec<(i64, u64)>)> = got.timeseries.into_iter().map(|ts| (
+            let got: Vec<Decoded> = got.timeseries.into_iter().map(|ts| (
                 ts.labels.into_iter().map(|l| (l.name, l.value)).collect(),
                 ts.samples.into_iter().map(|s| (s.timestamp, s.value.to_bits())).collect(),
             )).collect();
