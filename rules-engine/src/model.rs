@@ -238,15 +238,37 @@ impl<'a> IntoIterator for &'a Labels {
 /// label sets this way, so test output depends on it.
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("{")?;
-        for (i, l) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{}=", l.name)?;
-            write_go_quoted(f, &l.value)?;
+        write_label_set(f, &self.0)
+    }
+}
+
+/// Writes labels in Prometheus's `labels.String()` form.
+pub fn write_label_set(f: &mut impl fmt::Write, labels: &[Label]) -> fmt::Result {
+    f.write_str("{")?;
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
         }
-        f.write_str("}")
+        write!(f, "{}=", l.name)?;
+        write_go_quoted(f, &l.value)?;
+    }
+    f.write_str("}")
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, how Prometheus prints sample values (the HTTP
+/// API, `count_values` labels): shortest round-trip digits, no exponent, `NaN`, `±Inf`.
+pub fn format_go_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        // Rust's Display for f64 is the shortest round-trip form without an exponent.
+        format!("{v}")
     }
 }
 

@@ -12,7 +12,7 @@ use promql_parser::parser::Expr;
 
 use std::fmt;
 
-use crate::model::{Label, Labels, write_go_quoted};
+use crate::model::{Label, Labels, write_label_set};
 
 /// A parsed rule.
 #[derive(Debug, Clone)]
@@ -111,14 +111,6 @@ impl<'a> IntoIterator for &'a RawLabels {
 /// Prometheus's `labels.String()` format, as [`Labels`] prints.
 impl fmt::Display for RawLabels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("{")?;
-        for (i, l) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{}=", l.name)?;
-            write_go_quoted(f, &l.value)?;
-        }
-        f.write_str("}")
+        write_label_set(f, &self.0)
     }
 }

@@ -10,6 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use rules_engine::Timestamp;
+use rules_engine::model::format_go_float;
 use rules_engine::promql::{Engine, EvalError, EvalLimits, Stop, Value, parse_expr};
 use rules_engine::storage::Series;
 
@@ -225,7 +226,7 @@ fn point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     out.push_str(&format_ts(t));
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    out.push_str(&format_go_float(v));
     out.push_str("\"]");
 }
 
@@ -239,22 +240,6 @@ fn format_ts(t: i64) -> String {
     } else {
         let frac = format!("{ms:03}");
         format!("{sign}{secs}.{}", frac.trim_end_matches('0'))
-    }
-}
-
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits, no exponent.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        // Rust's Display for f64 is the shortest round-trip form without an exponent.
-        format!("{v}")
     }
 }
 
@@ -273,10 +258,10 @@ mod tests {
         assert_eq!(format_ts(1_435_781_451_000), "1435781451");
         assert_eq!(format_ts(1_435_781_451_500), "1435781451.5");
         assert_eq!(format_ts(-1500), "-1.5");
-        assert_eq!(format_value(1e21), "1000000000000000000000");
-        assert_eq!(format_value(0.1), "0.1");
-        assert_eq!(format_value(-0.0), "-0");
-        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(format_value(1e-7), "0.0000001");
+        assert_eq!(format_go_float(1e21), "1000000000000000000000");
+        assert_eq!(format_go_float(0.1), "0.1");
+        assert_eq!(format_go_float(-0.0), "-0");
+        assert_eq!(format_go_float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_go_float(1e-7), "0.0000001");
     }
 }

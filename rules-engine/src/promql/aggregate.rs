@@ -18,7 +18,7 @@ use super::EvalError;
 use super::eval::{El, Evaluator};
 use super::functions::histogram::quantile;
 use super::functions::sort::{go_sort, heap_pop, heap_push};
-use crate::model::{Labels, METRIC_NAME, is_valid_label_name};
+use crate::model::{Labels, METRIC_NAME, format_go_float, is_valid_label_name};
 use crate::storage::Series;
 
 pub(crate) fn eval_aggregate(
@@ -146,7 +146,7 @@ fn aggregate(
     for s in vec {
         let metric = if op == T_COUNT_VALUES {
             let mut m = s.labels.clone();
-            m.set(value_label, &format_value_label(s.v));
+            m.set(value_label, &format_go_float(s.v));
             m
         } else {
             s.labels.clone()
@@ -269,21 +269,6 @@ fn topk_insert(heap: &mut Vec<El>, k: i64, s: &El, top: bool) {
             heap_pop(heap, less);
         }
         heap_push(heap, s.clone(), less);
-    }
-}
-
-/// `strconv.FormatFloat(v, 'f', -1, 64)`.
-pub(crate) fn format_value_label(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
     }
 }
 
