@@ -18,3 +18,9 @@ cargo test --workspace --locked
 # exits non-zero on any failure.
 ../shared/conformance/run.sh "$PROMGATE_BIN"
 ../shared/conformance/run_upstream_promtool_tests.sh "$PROMGATE_BIN"
+
+# The shipped rule pack: promtool accepts it, and its unit tests pass in promgate and in the
+# real promtool alike.
+promtool check rules alerts.yaml
+"$PROMGATE_BIN" test rules tests/rules/*.yml
+promtool test rules tests/rules/*.yml
