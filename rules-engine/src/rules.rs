@@ -1,9 +1,11 @@
 //! Rule files and rules. Rules are a closed enum (STYLE.md item 5): parsing and validation
-//! ([`mod@file`]), the alert state machine ([`alerting`]) and alert templates ([`template`]).
-//! Group scheduling is not built yet; the test runner drives evaluation.
+//! ([`mod@file`]), the alert state machine ([`alerting`]), alert templates ([`template`]) and
+//! a group's evaluation at one timestamp ([`group`]). Scheduling is the caller's: the gateway's
+//! scheduler or the test runner.
 
 pub mod alerting;
 pub mod file;
+pub mod group;
 pub mod template;
 
 pub use file::{RuleFileError, RuleGroup, load_rule_file};

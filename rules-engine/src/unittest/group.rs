@@ -4,17 +4,18 @@
 //! loading of the input series, rule evaluation at every evaluation step, alert checks, and
 //! PromQL expression checks, with promtool's error texts.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use super::series::{SeqValue, parse_metric, parse_series_desc};
 use super::{ExpAlert, TestGroup};
 use crate::duration::format_model_duration;
-use crate::model::{Labels, METRIC_NAME, Sample, Timestamp, stale_nan, write_go_quoted};
+use crate::model::{Labels, Sample, Timestamp, write_go_quoted};
 use crate::promql::functions::go_fmt_e;
 use crate::promql::{Engine, EvalError, EvalLimits, Value, VectorSample, parse_expr};
-use crate::rules::alerting::{AlertContext, AlertRuleState, AlertState};
+use crate::rules::alerting::{AlertContext, AlertState};
+use crate::rules::group::Group;
 use crate::rules::{RawLabels, Rule, RuleGroup, load_rule_file};
 use crate::storage::{MemStorage, Queryable};
 
@@ -159,10 +160,7 @@ pub(super) fn run_group(
     }
 
     let mut errs: Vec<String> = Vec::new();
-    let mut states: Vec<RuleState> = groups
-        .iter()
-        .flat_map(|g| g.rules.iter().map(|_| RuleState::default()))
-        .collect();
+    let mut groups: Vec<Group> = groups.into_iter().map(Group::new).collect();
     let ctx = AlertContext {
         external_labels: Labels::from_pairs(tg.external_labels.clone()).unwrap_or_default(),
         external_url: tg.external_url.clone(),
@@ -174,17 +172,13 @@ pub(super) fn run_group(
             errs.push(e);
         }
         let mut eval_errs = Vec::new();
-        let mut ri = 0;
-        for g in &groups {
-            for r in &g.rules {
-                if let Err(e) = eval_rule(&eng, &st, r, ts, &mut states[ri], &ctx, g.limit) {
-                    eval_errs.push(format!(
-                        "    rule: {}, time: {}, err: {e}",
-                        r.name(),
-                        format_model_duration(ts)
-                    ));
-                }
-                ri += 1;
+        for g in &mut groups {
+            for (i, e) in g.eval(&eng, &st, &st, ts, &ctx) {
+                eval_errs.push(format!(
+                    "    rule: {}, time: {}, err: {e}",
+                    g.spec.rules[i].name(),
+                    format_model_duration(ts)
+                ));
             }
         }
         if !eval_errs.is_empty() {
@@ -195,21 +189,19 @@ pub(super) fn run_group(
             let t = alert_times[curr];
             for tc in tg.alert_rule_test.iter().filter(|a| a.eval_time == t) {
                 let mut got: Vec<(RawLabels, RawLabels)> = Vec::new();
-                let mut ri = 0;
                 for g in &groups {
-                    for r in &g.rules {
+                    for (r, state) in g.spec.rules.iter().zip(&g.states) {
                         if let Rule::Alerting(a) = r
                             && a.alert == tc.alertname
                         {
                             got.extend(
-                                states[ri]
+                                state
                                     .alerts
                                     .active_alerts()
                                     .filter(|x| x.state == AlertState::Firing)
                                     .map(|x| (RawLabels::from(&x.labels), x.annotations.clone())),
                             );
                         }
-                        ri += 1;
                     }
                 }
                 got.sort();
@@ -292,72 +284,6 @@ pub(super) fn run_group(
         }
     }
     errs
-}
-
-/// Per-rule state across evaluation steps: the alerts of an alerting rule and the series the
-/// rule wrote last time (to write staleness markers when they disappear).
-#[derive(Default)]
-struct RuleState {
-    alerts: AlertRuleState,
-    prev: HashSet<Labels>,
-}
-
-/// Evaluates one rule at `ts` as `Group.Eval` does and writes its output (recorded series, or
-/// `ALERTS`/`ALERTS_FOR_STATE`) plus staleness markers for series it no longer returns.
-fn eval_rule(
-    eng: &Engine,
-    st: &MemStorage,
-    r: &Rule,
-    ts: i64,
-    state: &mut RuleState,
-    ctx: &AlertContext,
-    limit: i64,
-) -> Result<(), String> {
-    let res = eng
-        .instant(st, r.expr(), Timestamp(ts))
-        .map_err(|e| e.to_string())?;
-    let vec: Vec<(Labels, f64)> = match res {
-        Value::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
-        Value::Scalar(s) => vec![(Labels::empty(), s.v)],
-        _ => return Err("rule result is not a vector or scalar".into()),
-    };
-    let limit = usize::try_from(limit).unwrap_or(0);
-    let out: Vec<(Labels, f64)> = match r {
-        Rule::Recording(rec) => {
-            let mut out = Vec::with_capacity(vec.len());
-            for (mut l, v) in vec {
-                l.set(METRIC_NAME, &rec.record);
-                for lbl in &rec.labels {
-                    l.set(&lbl.name, &lbl.value);
-                }
-                out.push((l, v));
-            }
-            let mut seen = HashSet::with_capacity(out.len());
-            if !out.iter().all(|(l, _)| seen.insert(l)) {
-                return Err(
-                    "vector contains metrics with the same labelset after applying rule labels"
-                        .into(),
-                );
-            }
-            if limit > 0 && out.len() > limit {
-                return Err(format!(
-                    "exceeded limit of {limit} with {} series",
-                    out.len()
-                ));
-            }
-            out
-        }
-        Rule::Alerting(a) => state.alerts.step(a, ctx, ts, &vec, limit)?,
-    };
-    let seen: HashSet<Labels> = out.iter().map(|(l, _)| l.clone()).collect();
-    for (l, v) in out {
-        st.add(l, [Sample::new(ts, v)]);
-    }
-    for gone in state.prev.difference(&seen) {
-        st.add(gone.clone(), [Sample::new(ts, stale_nan())]);
-    }
-    state.prev = seen;
-    Ok(())
 }
 
 fn samples_string(s: &[(Labels, f64)]) -> String {
