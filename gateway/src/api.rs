@@ -4,4 +4,5 @@ pub mod error;
 pub mod meta;
 pub mod params;
 pub mod query;
+pub mod rules;
 pub mod series;

@@ -31,6 +31,7 @@ pub struct AppState {
     pub rate_limit: Option<Mutex<TokenBucket>>,
     /// Remote-write targets' queue state, for `/api/v1/status/forward`.
     pub forward_status: crate::forward::StatusBoard,
+    rules: OnceLock<crate::rules::Groups>,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -60,6 +61,7 @@ impl AppState {
             http,
             rate_limit,
             forward_status: Default::default(),
+            rules: OnceLock::new(),
             last_warning: Mutex::new(None),
         }
     }
@@ -71,6 +73,15 @@ impl AppState {
     /// Marks the store open; from then on `/-/ready` answers 200.
     pub fn set_store(&self, store: Arc<Store>) {
         let _ = self.store.set(store);
+    }
+
+    /// The scheduled rule groups (none until rules are loaded).
+    pub fn rules(&self) -> crate::rules::Groups {
+        self.rules.get().cloned().unwrap_or_default()
+    }
+
+    pub fn set_rules(&self, groups: crate::rules::Groups) {
+        let _ = self.rules.set(groups);
     }
 
     /// Runs `log` at most once per [`WARN_EVERY`].
@@ -113,6 +124,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/tsdb", get(api::meta::tsdb_status))
         .route("/api/v1/status/buildinfo", get(api::meta::buildinfo))
         .route("/api/v1/status/forward", get(forward_status))
+        .route("/api/v1/rules", get(api::rules::rules))
+        .route("/api/v1/alerts", get(api::rules::alerts))
         .route("/metrics", get(crate::telemetry::metrics_handler))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

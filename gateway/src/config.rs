@@ -28,6 +28,14 @@ pub struct Config {
     pub external_labels: std::collections::BTreeMap<String, String>,
     /// Where accepted samples are forwarded (prometheus.yml's `remote_write`).
     pub remote_write: Vec<crate::forward::config::RemoteWriteConfig>,
+    /// Prometheus rule files to evaluate (paths relative to the configuration file). With no
+    /// configuration file at all, `alerts.yaml` in the working directory is used if present.
+    pub rule_files: Vec<PathBuf>,
+    /// How often rule groups without their own `interval` are evaluated.
+    #[serde(deserialize_with = "de_duration")]
+    pub evaluation_interval: Duration,
+    /// The URL alert templates see as `$externalURL`.
+    pub external_url: String,
 }
 
 impl Default for Config {
@@ -38,6 +46,9 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             external_labels: Default::default(),
             remote_write: Vec::new(),
+            rule_files: Vec::new(),
+            evaluation_interval: Duration::from_secs(60),
+            external_url: String::new(),
         }
     }
 }
@@ -99,14 +110,26 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads, expands, parses and validates a configuration file.
+    /// Reads, expands, parses and validates a configuration file. Rule file paths are made
+    /// relative to the file's directory, and the rule files are loaded and checked too.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let display = path.display().to_string();
         let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: display.clone(),
             source,
         })?;
-        Self::parse(&raw, &display, |v| std::env::var(v).ok())
+        let mut cfg = Self::parse(&raw, &display, |v| std::env::var(v).ok())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in &mut cfg.rule_files {
+            if f.is_relative() {
+                *f = base.join(&f);
+            }
+        }
+        crate::rules::load(&cfg.rule_files).map_err(|errors| ConfigError::Invalid {
+            path: display,
+            errors,
+        })?;
+        Ok(cfg)
     }
 
     /// Parses configuration text; `env` resolves `${VAR}` references. `path` names the source
@@ -150,6 +173,9 @@ impl Config {
         let mut errors = Vec::new();
         if self.storage.retention < Duration::from_secs(60) {
             errors.push("storage.retention: must be at least 1m".to_string());
+        }
+        if self.evaluation_interval.is_zero() {
+            errors.push("evaluation_interval: must be positive".to_string());
         }
         if self.storage.retention_check_interval.is_zero() {
             errors.push("storage.retention_check_interval: must be positive".to_string());

@@ -14,8 +14,10 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::forward::{ForwardMetrics, Forwarder};
 use crate::ingest::remote_write::IngestMetrics;
+use crate::rules::RuleMetrics;
 use crate::store::{ForwardTarget, Store, StoreMetrics};
 use crate::telemetry::HttpMetrics;
+use rules_engine::rules::alerting::AlertContext;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
@@ -27,6 +29,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.storage.path = dir;
+    }
+    // The embedded defaults evaluate the shipped rule pack when it is at hand.
+    let pack = std::path::Path::new("alerts.yaml");
+    if args.config.is_none() && pack.exists() {
+        config.rule_files = vec![pack.to_path_buf()];
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,6 +56,9 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     let ingest = IngestMetrics::register(own);
     let http = HttpMetrics::register(own);
     let store_metrics = StoreMetrics::register(own);
+    let rule_metrics = RuleMetrics::register(own);
+    let rule_groups = crate::rules::load(&config.rule_files)
+        .map_err(|errors| anyhow::anyhow!("loading rule files:\n  {}", errors.join("\n  ")))?;
     let state = Arc::new(AppState::new(config.clone(), registry, ingest, http));
     let targets: Vec<ForwardTarget> = config
         .remote_write
@@ -110,6 +120,26 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         forwarders.push(tokio::spawn(f.run(shutdown.clone())));
     }
 
+    tracing::info!(
+        groups = rule_groups.len(),
+        files = config.rule_files.len(),
+        "Evaluating rules."
+    );
+    let ctx = AlertContext {
+        external_labels: rules_engine::Labels::from_pairs(config.external_labels.clone())
+            .unwrap_or_default(),
+        external_url: config.external_url.clone(),
+    };
+    let (groups, rule_tasks) = crate::rules::spawn(
+        rule_groups,
+        config.evaluation_interval,
+        ctx,
+        store.clone(),
+        rule_metrics,
+        shutdown.clone(),
+    );
+    state.set_rules(groups);
+
     let retention = tokio::spawn(retention_loop(
         store.clone(),
         config.clone(),
@@ -119,9 +149,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
 
     let served = server.await.context("HTTP server task")?;
     retention.abort();
-    // Forwarders stop at the next request boundary; what they had acknowledged is saved.
-    for f in forwarders {
-        let _ = f.await;
+    // Rule groups finish the evaluation under way; forwarders stop at the next request
+    // boundary, with what they had acknowledged saved.
+    for t in rule_tasks.into_iter().chain(forwarders) {
+        let _ = t.await;
     }
     // In-flight requests are done; the writer drains its queue and closes the database.
     tokio::task::spawn_blocking(move || store.close())

@@ -255,6 +255,26 @@ pub fn write_label_set(f: &mut impl fmt::Write, labels: &[Label]) -> fmt::Result
     f.write_str("}")
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, how Prometheus's API prints an alert's value:
+/// shortest round-trip mantissa, exponent signed and at least two digits (`2e-01`).
+pub fn format_go_float_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, how Prometheus prints sample values (the HTTP
 /// API, `count_values` labels): shortest round-trip digits, no exponent, `NaN`, `±Inf`.
 pub fn format_go_float(v: f64) -> String {
@@ -358,6 +378,15 @@ mod tests {
         assert!(is_valid_label_name("_a1"));
         assert!(!is_valid_label_name("a:b"));
         assert!(!is_valid_label_name("a-b"));
+    }
+
+    #[test]
+    fn go_e_format() {
+        assert_eq!(format_go_float_e(0.2), "2e-01");
+        assert_eq!(format_go_float_e(1.0), "1e+00");
+        assert_eq!(format_go_float_e(123456.0), "1.23456e+05");
+        assert_eq!(format_go_float_e(-1e-300), "-1e-300");
+        assert_eq!(format_go_float_e(0.0), "0e+00");
     }
 
     #[test]

@@ -81,33 +81,49 @@ impl Group {
         ts: i64,
         ctx: &AlertContext,
     ) -> Vec<(usize, String)> {
-        let mut errors = Vec::new();
-        for i in 0..self.spec.rules.len() {
-            let result = eval_rule(
-                engine,
-                q,
-                app,
-                &self.spec.rules[i],
-                ts,
-                &mut self.states[i],
-                ctx,
-                self.spec.limit,
-            );
-            let st = &mut self.states[i];
-            st.last_eval = Some(ts);
-            match result {
-                Ok(()) => {
-                    st.health = Health::Ok;
-                    st.last_error = None;
-                }
-                Err(e) => {
-                    st.health = Health::Err;
-                    st.last_error = Some(e.clone());
-                    errors.push((i, e));
-                }
+        (0..self.spec.rules.len())
+            .filter_map(|i| {
+                self.eval_one(i, engine, q, app, ts, ctx)
+                    .err()
+                    .map(|e| (i, e))
+            })
+            .collect()
+    }
+
+    /// Evaluates rule `i` alone (callers that time each rule evaluate them in order with
+    /// this); updates its health and last error.
+    pub fn eval_one(
+        &mut self,
+        i: usize,
+        engine: &Engine,
+        q: &dyn Queryable,
+        app: &dyn Appender,
+        ts: i64,
+        ctx: &AlertContext,
+    ) -> Result<(), String> {
+        let result = eval_rule(
+            engine,
+            q,
+            app,
+            &self.spec.rules[i],
+            ts,
+            &mut self.states[i],
+            ctx,
+            self.spec.limit,
+        );
+        let st = &mut self.states[i];
+        st.last_eval = Some(ts);
+        match &result {
+            Ok(()) => {
+                st.health = Health::Ok;
+                st.last_error = None;
+            }
+            Err(e) => {
+                st.health = Health::Err;
+                st.last_error = Some(e.clone());
             }
         }
-        errors
+        result
     }
 }
 

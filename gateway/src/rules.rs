@@ -1,0 +1,267 @@
+//! Rule evaluation on a schedule, over the store: each group runs on its own task, at ticks
+//! aligned to its interval and offset by a hash of (file, group) as Prometheus does, so groups
+//! spread over the interval and a restart keeps the same phase. A tick that comes while the
+//! previous evaluation still runs is skipped and counted, never replayed. Evaluation itself
+//! (`rules_engine::rules::group::Group::eval_one`) runs on a blocking thread; recorded samples
+//! and `ALERTS`/`ALERTS_FOR_STATE` go through the store like any write, so they are durable and
+//! forwarded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rules_engine::promql::{Engine, EvalLimits, Stop};
+use rules_engine::rules::alerting::AlertContext;
+use rules_engine::rules::group::Group;
+use rules_engine::rules::{RuleGroup, load_rule_file};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+/// A group as the scheduler runs it, shared with the API.
+pub struct ScheduledGroup {
+    pub group: Group,
+    /// The interval it runs at (its own, else the global one).
+    pub interval: Duration,
+    /// Seconds each rule's last evaluation took.
+    pub rule_durations: Vec<f64>,
+    /// Seconds the whole last evaluation took, and when it ran (ms).
+    pub last_duration: f64,
+    pub last_eval: Option<i64>,
+}
+
+/// Every scheduled group, for `/api/v1/rules` and `/api/v1/alerts`.
+pub type Groups = Arc<Vec<Arc<Mutex<ScheduledGroup>>>>;
+
+/// Loads every rule file; returns all errors, each naming file, group and rule.
+pub fn load(files: &[std::path::PathBuf]) -> Result<Vec<RuleGroup>, Vec<String>> {
+    let mut groups = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match load_rule_file(f) {
+            Ok(g) => groups.extend(g),
+            Err(e) => errors.extend(e),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for g in &groups {
+        if !seen.insert((g.file.clone(), g.name.clone())) {
+            errors.push(format!(
+                "{}: groupname: \"{}\" is repeated in the same file",
+                g.file, g.name
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupLabel {
+    rule_group: String,
+}
+
+/// Rule evaluation self-metrics.
+#[derive(Clone, Default)]
+pub struct RuleMetrics {
+    evaluations: Family<GroupLabel, Counter>,
+    failures: Family<GroupLabel, Counter>,
+    missed: Family<GroupLabel, Counter>,
+    last_duration: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    last_eval: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl RuleMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("rule_group");
+        r.register(
+            "evaluations",
+            "Evaluations of rule groups",
+            m.evaluations.clone(),
+        );
+        r.register(
+            "evaluation_failures",
+            "Rule evaluations that failed, per group",
+            m.failures.clone(),
+        );
+        r.register(
+            "iterations_missed",
+            "Ticks skipped because the previous evaluation was still running",
+            m.missed.clone(),
+        );
+        r.register(
+            "last_duration_seconds",
+            "Duration of the group's last evaluation",
+            m.last_duration.clone(),
+        );
+        r.register(
+            "last_evaluation_timestamp_seconds",
+            "When the group was last evaluated",
+            m.last_eval.clone(),
+        );
+        m
+    }
+}
+
+/// Milliseconds of the tick at or before `now` for a group with this interval and offset.
+fn aligned(now: i64, interval: i64, offset: i64) -> i64 {
+    (now - offset).div_euclid(interval) * interval + offset
+}
+
+/// A group's offset inside its interval, from a hash of its file and name.
+fn offset_of(group: &RuleGroup, interval: i64) -> i64 {
+    let key = format!("{}\u{0}{}", group.file, group.name);
+    (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % interval as u64) as i64
+}
+
+/// Starts one task per group; returns the shared groups and the tasks.
+pub fn spawn(
+    specs: Vec<RuleGroup>,
+    global_interval: Duration,
+    ctx: AlertContext,
+    store: Arc<Store>,
+    metrics: RuleMetrics,
+    shutdown: CancellationToken,
+) -> (Groups, Vec<tokio::task::JoinHandle<()>>) {
+    let mut groups = Vec::new();
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let interval = if spec.interval_ms > 0 {
+            Duration::from_millis(spec.interval_ms as u64)
+        } else {
+            global_interval
+        };
+        let n = spec.rules.len();
+        let g = Arc::new(Mutex::new(ScheduledGroup {
+            group: Group::new(spec),
+            interval,
+            rule_durations: vec![0.0; n],
+            last_duration: 0.0,
+            last_eval: None,
+        }));
+        groups.push(g.clone());
+        tasks.push(tokio::spawn(run(
+            g,
+            ctx.clone(),
+            store.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        )));
+    }
+    (Arc::new(groups), tasks)
+}
+
+async fn run(
+    g: Arc<Mutex<ScheduledGroup>>,
+    ctx: AlertContext,
+    store: Arc<Store>,
+    metrics: RuleMetrics,
+    shutdown: CancellationToken,
+) {
+    let (interval, offset, label) = {
+        let sg = g.lock();
+        let iv = sg.interval.as_millis().max(1) as i64;
+        (
+            iv,
+            offset_of(&sg.group.spec, iv),
+            GroupLabel {
+                rule_group: format!("{};{}", sg.group.spec.file, sg.group.spec.name),
+            },
+        )
+    };
+    let ctx = Arc::new(ctx);
+    let mut last_ts: Option<i64> = None;
+    loop {
+        let now = crate::serve::now_ms();
+        let next = aligned(now, interval, offset) + interval;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis((next - now).max(0) as u64)) => {}
+        }
+        let ts = aligned(crate::serve::now_ms(), interval, offset);
+        if let Some(prev) = last_ts {
+            let missed = (ts - prev) / interval - 1;
+            if missed > 0 {
+                metrics.missed.get_or_create(&label).inc_by(missed as u64);
+                tracing::warn!(group = %label.rule_group, missed, "Rule group evaluation fell behind; missed ticks were skipped.");
+            }
+            if ts <= prev {
+                continue;
+            }
+        }
+        last_ts = Some(ts);
+        let (g2, store2, ctx2) = (g.clone(), store.clone(), ctx.clone());
+        let budget = Duration::from_millis(interval as u64);
+        let span = tracing::info_span!("rule_group", group = %label.rule_group, scheduled_ts = ts);
+        let failures = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            let started = Instant::now();
+            let engine = Engine::new(EvalLimits {
+                default_subquery_step: budget,
+                ..EvalLimits::default()
+            })
+            .with_stop_check(Arc::new(move || {
+                (started.elapsed() > budget).then_some(Stop::Timeout)
+            }));
+            let mut sg = g2.lock();
+            let mut failures = 0u64;
+            for i in 0..sg.group.spec.rules.len() {
+                let t0 = Instant::now();
+                if let Err(e) = sg.group.eval_one(i, &engine, &*store2, &*store2, ts, &ctx2) {
+                    failures += 1;
+                    tracing::warn!(rule = sg.group.spec.rules[i].name(), error = %e, "Rule evaluation failed.");
+                }
+                sg.rule_durations[i] = t0.elapsed().as_secs_f64();
+            }
+            sg.last_duration = started.elapsed().as_secs_f64();
+            sg.last_eval = Some(ts);
+            (failures, sg.last_duration)
+        })
+        .await;
+        match failures {
+            Ok((failures, duration)) => {
+                metrics.evaluations.get_or_create(&label).inc();
+                metrics.failures.get_or_create(&label).inc_by(failures);
+                metrics.last_duration.get_or_create(&label).set(duration);
+                metrics
+                    .last_eval
+                    .get_or_create(&label)
+                    .set(ts as f64 / 1000.0);
+            }
+            Err(e) => {
+                tracing::error!(group = %label.rule_group, error = %e, "Rule group evaluation panicked.")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_align_to_interval_and_offset() {
+        assert_eq!(aligned(125_000, 60_000, 7_000), 67_000);
+        assert_eq!(aligned(127_000, 60_000, 7_000), 127_000);
+        assert_eq!(aligned(5_000, 60_000, 7_000), -53_000);
+        let g = RuleGroup {
+            name: "a".into(),
+            file: "f.yml".into(),
+            interval_ms: 0,
+            limit: 0,
+            rules: vec![],
+        };
+        let o = offset_of(&g, 60_000);
+        assert!((0..60_000).contains(&o));
+        assert_eq!(o, offset_of(&g, 60_000), "stable across restarts");
+    }
+}
