@@ -22,5 +22,6 @@ cargo test --workspace --locked
 # The shipped rule pack: promtool accepts it, and its unit tests pass in promgate and in the
 # real promtool alike.
 promtool check rules alerts.yaml
+"$PROMGATE_BIN" check rules alerts.yaml
 "$PROMGATE_BIN" test rules tests/rules/*.yml
 promtool test rules tests/rules/*.yml

@@ -46,6 +46,9 @@ pub struct ServeArgs {
 pub enum TestCommand {
     /// Unit tests for rules, in promtool's test-file format.
     Rules {
+        /// Only run test groups whose name matches this regular expression (repeatable).
+        #[arg(long)]
+        run: Vec<String>,
         /// Test files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -54,6 +57,18 @@ pub enum TestCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CheckCommand {
+    /// Check rule files for errors (promtool-compatible output and exit codes).
+    Rules {
+        /// Lint: duplicate-rules or none.
+        #[arg(long, default_value = "duplicate-rules", value_parser = ["duplicate-rules", "none"])]
+        lint: String,
+        /// Exit 3 when a lint finds something.
+        #[arg(long)]
+        lint_fatal: bool,
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Validate a promgate configuration file.
     Config {
         /// Configuration file.

@@ -24,12 +24,30 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Test(TestCommand::Rules { files }) => {
+        Command::Test(TestCommand::Rules { run, files }) => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-            let opts = rules_engine::unittest::RunOptions::default();
+            let opts = rules_engine::unittest::RunOptions { run };
             match rules_engine::unittest::run_test_files_with(&files, &opts, &mut out, &mut err) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error writing output: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check(CheckCommand::Rules {
+            lint,
+            lint_fatal,
+            files,
+        }) => {
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            let opts = rules_engine::rules::check::LintOptions {
+                duplicate_rules: lint == "duplicate-rules",
+                fatal: lint_fatal,
+            };
+            match rules_engine::rules::check::check_rule_files(&files, opts, &mut out, &mut err) {
+                Ok(code) => ExitCode::from(code as u8),
                 Err(e) => {
                     eprintln!("error writing output: {e}");
                     ExitCode::from(1)

@@ -4,6 +4,7 @@
 //! scheduler or the test runner.
 
 pub mod alerting;
+pub mod check;
 pub mod file;
 pub mod group;
 pub mod template;
