@@ -213,6 +213,9 @@ async fn run(
                 (started.elapsed() > budget).then_some(Stop::Timeout)
             }));
             let mut sg = g2.lock();
+            if sg.last_eval.is_none() {
+                restore_alerts(&mut sg.group, &store2, ts);
+            }
             let mut failures = 0u64;
             for i in 0..sg.group.spec.rules.len() {
                 let t0 = Instant::now();
@@ -240,6 +243,51 @@ async fn run(
             Err(e) => {
                 tracing::error!(group = %label.rule_group, error = %e, "Rule group evaluation panicked.")
             }
+        }
+    }
+}
+
+/// How far back a restart may be for alerts to keep their state (Prometheus's
+/// `--rules.alert.for-outage-tolerance`).
+const OUTAGE_TOLERANCE_MS: i64 = 3_600_000;
+
+/// Seeds each alerting rule's alerts from its `ALERTS_FOR_STATE` series in the store, so an
+/// alert that was pending or firing before a restart keeps its original `activeAt` (and fires
+/// at the first evaluation if `for` has elapsed since). Unlike Prometheus, which restores only
+/// rules whose `for` exceeds a 10-minute grace period, every rule with a `for` is restored:
+/// promgate's store keeps `ALERTS_FOR_STATE` durably, so the state is known.
+fn restore_alerts(group: &mut Group, store: &Store, ts: i64) {
+    use promql_parser::label::{MatchOp, Matcher};
+    use rules_engine::model::{METRIC_NAME, is_stale_nan};
+    use rules_engine::rules::Rule;
+    use rules_engine::storage::TimeRange;
+
+    let range = TimeRange::new(ts - OUTAGE_TOLERANCE_MS, ts);
+    for (rule, state) in group.spec.rules.iter().zip(group.states.iter_mut()) {
+        let Rule::Alerting(a) = rule else { continue };
+        if a.for_ms == 0 {
+            continue;
+        }
+        let matchers = [
+            Matcher::new(MatchOp::Equal, METRIC_NAME, "ALERTS_FOR_STATE"),
+            Matcher::new(MatchOp::Equal, "alertname", &a.alert),
+        ];
+        let mut restored = 0;
+        for series in store.select_series(&matchers, range) {
+            let Some(last) = series.samples.last() else {
+                continue;
+            };
+            if is_stale_nan(last.v) {
+                continue;
+            }
+            state.alerts.restore(
+                series.labels.without_metric_name(),
+                (last.v * 1000.0) as i64,
+            );
+            restored += 1;
+        }
+        if restored > 0 {
+            tracing::info!(alert = %a.alert, restored, "Restored alert state from ALERTS_FOR_STATE.");
         }
     }
 }

@@ -177,3 +177,51 @@ fn a_bad_rule_file_stops_the_start_and_says_where() {
         "{err}"
     );
 }
+
+#[test]
+fn a_firing_alert_is_firing_again_after_a_crash_with_its_original_active_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rules.yml"), RULES).expect("rules");
+    let data = dir.path().join("data");
+    let mut pg = Promgate::start(
+        &data,
+        &format!(
+            "rule_files: [{}]\nevaluation_interval: 1s\n",
+            dir.path().join("rules.yml").display()
+        ),
+    );
+    assert!(
+        hold(&pg, 0.2, Duration::from_secs(15), || alert_state(&pg)
+            .as_deref()
+            == Some("firing")),
+        "never firing"
+    );
+    let before = api(&pg, "/api/v1/alerts")["data"]["alerts"][0]["activeAt"].clone();
+    pg.restart();
+    // At the first evaluation after the restart the alert is firing, not pending again.
+    let mut states = Vec::new();
+    assert!(
+        hold(&pg, 0.2, Duration::from_secs(10), || {
+            let s = alert_state(&pg);
+            states.push(s.clone());
+            s.is_some()
+        }),
+        "no alert after the restart"
+    );
+    assert_eq!(
+        states.last().cloned().flatten().as_deref(),
+        Some("firing"),
+        "{states:?}"
+    );
+    // ALERTS_FOR_STATE holds activeAt in whole seconds (as Prometheus writes it, and as its
+    // own restore reads it back): the restored time is the original to the second.
+    let after = api(&pg, "/api/v1/alerts")["data"]["alerts"][0]["activeAt"].clone();
+    let second = |v: &Value| {
+        v.as_str()
+            .expect("activeAt")
+            .chars()
+            .take(19)
+            .collect::<String>()
+    };
+    assert_eq!(second(&after), second(&before), "{after} vs {before}");
+}

@@ -65,6 +65,26 @@ impl AlertRuleState {
             .filter(|a| a.state != AlertState::Inactive)
     }
 
+    /// Seeds an alert from a previous run (its `ALERTS_FOR_STATE` sample): pending since
+    /// `active_at`, so the next [`AlertRuleState::step`] keeps that time and fires at once if
+    /// `for` has elapsed since. An alert the next step's result does not contain is dropped
+    /// there, as any pending alert is. `labels` are the alert's (no `__name__`).
+    pub fn restore(&mut self, labels: Labels, active_at: i64) {
+        self.active.insert(
+            labels.clone(),
+            Alert {
+                labels,
+                annotations: RawLabels::default(),
+                state: AlertState::Pending,
+                value: f64::NAN,
+                active_at,
+                fired_at: None,
+                resolved_at: None,
+                keep_firing_since: None,
+            },
+        );
+    }
+
     /// One evaluation at `ts` over the rule's query result; returns the `ALERTS` and
     /// `ALERTS_FOR_STATE` samples to write, or Prometheus's error.
     pub fn step(
@@ -207,6 +227,26 @@ mod tests {
         s.active_alerts()
             .filter(|a| a.state == AlertState::Firing)
             .count()
+    }
+
+    #[test]
+    fn a_restored_alert_keeps_its_active_time() {
+        let r = rule(60_000);
+        let ctx = AlertContext::default();
+        let metric = Labels::from_pairs([("__name__", "x"), ("job", "a")]).unwrap();
+        let key =
+            Labels::from_pairs([("alertname", "A"), ("job", "a"), ("severity", "page")]).unwrap();
+        let mut s = AlertRuleState::default();
+        s.restore(key.clone(), 1_000);
+        // Active since 1s, evaluated at 90s: `for` (60s) has elapsed, so it fires at once.
+        s.step(&r, &ctx, 90_000, &[(metric, 1.0)], 0).unwrap();
+        let a = s.active_alerts().next().unwrap();
+        assert_eq!((a.state, a.active_at), (AlertState::Firing, 1_000));
+        // A restored alert whose condition is gone is dropped.
+        let mut s = AlertRuleState::default();
+        s.restore(key, 1_000);
+        s.step(&r, &ctx, 90_000, &[], 0).unwrap();
+        assert_eq!(s.active_alerts().count(), 0);
     }
 
     #[test]
