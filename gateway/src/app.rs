@@ -31,7 +31,9 @@ pub struct AppState {
     pub rate_limit: Option<Mutex<TokenBucket>>,
     /// Remote-write targets' queue state, for `/api/v1/status/forward`.
     pub forward_status: crate::forward::StatusBoard,
-    rules: OnceLock<crate::rules::Groups>,
+    rules: OnceLock<Arc<crate::rules::RuleManager>>,
+    /// Reloads the rule files (`POST /-/reload`, SIGHUP); set once rules run.
+    reload: OnceLock<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
     last_warning: Mutex<Option<Instant>>,
 }
 
@@ -62,6 +64,7 @@ impl AppState {
             rate_limit,
             forward_status: Default::default(),
             rules: OnceLock::new(),
+            reload: OnceLock::new(),
             last_warning: Mutex::new(None),
         }
     }
@@ -77,11 +80,24 @@ impl AppState {
 
     /// The scheduled rule groups (none until rules are loaded).
     pub fn rules(&self) -> crate::rules::Groups {
-        self.rules.get().cloned().unwrap_or_default()
+        self.rules.get().map(|m| m.groups()).unwrap_or_default()
     }
 
-    pub fn set_rules(&self, groups: crate::rules::Groups) {
-        let _ = self.rules.set(groups);
+    pub fn set_rules(
+        &self,
+        manager: Arc<crate::rules::RuleManager>,
+        reload: Arc<dyn Fn() -> Result<String, String> + Send + Sync>,
+    ) {
+        let _ = self.rules.set(manager);
+        let _ = self.reload.set(reload);
+    }
+
+    /// Reloads the rule files; the message says what changed, or why nothing did.
+    pub fn reload(&self) -> Result<String, String> {
+        match self.reload.get() {
+            Some(f) => f(),
+            None => Err("promgate is starting: nothing to reload yet".into()),
+        }
     }
 
     /// Runs `log` at most once per [`WARN_EVERY`].
@@ -129,6 +145,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(crate::telemetry::metrics_handler))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload).put(reload))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         // Bodies are capped where they are read (with a message naming the limit); axum's own
         // 2 MB default would refuse remote-write requests first.
@@ -139,6 +156,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `GET /api/v1/status/forward`: each remote-write target's cursor, backlog and last error.
 async fn forward_status(State(state): State<Arc<AppState>>) -> Response {
     api::error::success(state.forward_status.lock().clone())
+}
+
+/// `POST /-/reload`: 200 with what changed, or 500 with why the old rules stay in force.
+async fn reload(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::task::spawn_blocking(move || state.reload()).await {
+        Ok(Ok(msg)) => (StatusCode::OK, msg).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn healthy() -> &'static str {

@@ -33,10 +33,13 @@ pub struct ScheduledGroup {
     /// Seconds the whole last evaluation took, and when it ran (ms).
     pub last_duration: f64,
     pub last_eval: Option<i64>,
+    /// Whether alert state is already in place (carried over on reload, or restored from
+    /// `ALERTS_FOR_STATE` at the first evaluation).
+    pub restored: bool,
 }
 
-/// Every scheduled group, for `/api/v1/rules` and `/api/v1/alerts`.
-pub type Groups = Arc<Vec<Arc<Mutex<ScheduledGroup>>>>;
+/// The scheduled groups, in file order, for `/api/v1/rules` and `/api/v1/alerts`.
+pub type Groups = Vec<Arc<Mutex<ScheduledGroup>>>;
 
 /// Loads every rule file; returns all errors, each naming file, group and rule.
 pub fn load(files: &[std::path::PathBuf]) -> Result<Vec<RuleGroup>, Vec<String>> {
@@ -123,41 +126,130 @@ fn offset_of(group: &RuleGroup, interval: i64) -> i64 {
     (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % interval as u64) as i64
 }
 
-/// Starts one task per group; returns the shared groups and the tasks.
-pub fn spawn(
-    specs: Vec<RuleGroup>,
+/// A running group: its task and what it was started from.
+struct Running {
+    key: (String, String),
+    fingerprint: String,
+    group: Arc<Mutex<ScheduledGroup>>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts, reloads and stops the rule groups.
+pub struct RuleManager {
     global_interval: Duration,
     ctx: AlertContext,
     store: Arc<Store>,
     metrics: RuleMetrics,
     shutdown: CancellationToken,
-) -> (Groups, Vec<tokio::task::JoinHandle<()>>) {
-    let mut groups = Vec::new();
-    let mut tasks = Vec::new();
-    for spec in specs {
-        let interval = if spec.interval_ms > 0 {
-            Duration::from_millis(spec.interval_ms as u64)
+    running: Mutex<Vec<Running>>,
+}
+
+impl RuleManager {
+    pub fn new(
+        global_interval: Duration,
+        ctx: AlertContext,
+        store: Arc<Store>,
+        metrics: RuleMetrics,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            global_interval,
+            ctx,
+            store,
+            metrics,
+            shutdown,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The groups as they run now.
+    pub fn groups(&self) -> Groups {
+        self.running
+            .lock()
+            .iter()
+            .map(|r| r.group.clone())
+            .collect()
+    }
+
+    /// Runs `specs`: a group whose definition is unchanged keeps running as it is; a changed
+    /// group restarts with the state of its rules carried over; groups no longer defined stop.
+    /// Returns (kept, started, stopped).
+    pub fn apply(&self, specs: Vec<RuleGroup>) -> (usize, usize, usize) {
+        let mut old: Vec<Running> = std::mem::take(&mut *self.running.lock());
+        let mut next = Vec::with_capacity(specs.len());
+        let (mut kept, mut started) = (0, 0);
+        for spec in specs {
+            let key = (spec.file.clone(), spec.name.clone());
+            let fingerprint = Group::fingerprint(&spec);
+            let pos = old.iter().position(|r| r.key == key);
+            match pos.map(|p| old.remove(p)) {
+                Some(r) if r.fingerprint == fingerprint => {
+                    next.push(r);
+                    kept += 1;
+                }
+                previous => {
+                    let mut group = Group::new(spec);
+                    if let Some(prev) = previous {
+                        prev.cancel.cancel();
+                        group.copy_state_from(&prev.group.lock().group);
+                    }
+                    next.push(self.start(key, fingerprint, group));
+                    started += 1;
+                }
+            }
+        }
+        let stopped = old.len();
+        for r in old {
+            r.cancel.cancel();
+        }
+        *self.running.lock() = next;
+        (kept, started, stopped)
+    }
+
+    fn start(&self, key: (String, String), fingerprint: String, group: Group) -> Running {
+        let interval = if group.spec.interval_ms > 0 {
+            Duration::from_millis(group.spec.interval_ms as u64)
         } else {
-            global_interval
+            self.global_interval
         };
-        let n = spec.rules.len();
+        let n = group.spec.rules.len();
+        let restored = group.states.iter().any(|s| s.last_eval.is_some());
         let g = Arc::new(Mutex::new(ScheduledGroup {
-            group: Group::new(spec),
+            group,
             interval,
             rule_durations: vec![0.0; n],
             last_duration: 0.0,
             last_eval: None,
+            restored,
         }));
-        groups.push(g.clone());
-        tasks.push(tokio::spawn(run(
-            g,
-            ctx.clone(),
-            store.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        )));
+        let cancel = self.shutdown.child_token();
+        let task = tokio::spawn(run(
+            g.clone(),
+            self.ctx.clone(),
+            self.store.clone(),
+            self.metrics.clone(),
+            cancel.clone(),
+        ));
+        Running {
+            key,
+            fingerprint,
+            group: g,
+            cancel,
+            task,
+        }
     }
-    (Arc::new(groups), tasks)
+
+    /// Stops every group and waits for evaluations under way to finish.
+    pub async fn stop(&self) {
+        let running: Vec<Running> = std::mem::take(&mut *self.running.lock());
+        for r in &running {
+            r.cancel.cancel();
+        }
+        for r in running {
+            let _ = r.task.await;
+        }
+    }
 }
 
 async fn run(
@@ -213,8 +305,9 @@ async fn run(
                 (started.elapsed() > budget).then_some(Stop::Timeout)
             }));
             let mut sg = g2.lock();
-            if sg.last_eval.is_none() {
+            if !sg.restored {
                 restore_alerts(&mut sg.group, &store2, ts);
+                sg.restored = true;
             }
             let mut failures = 0u64;
             for i in 0..sg.group.spec.rules.len() {

@@ -14,7 +14,7 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::forward::{ForwardMetrics, Forwarder};
 use crate::ingest::remote_write::IngestMetrics;
-use crate::rules::RuleMetrics;
+use crate::rules::{RuleManager, RuleMetrics};
 use crate::store::{ForwardTarget, Store, StoreMetrics};
 use crate::telemetry::HttpMetrics;
 use rules_engine::rules::alerting::AlertContext;
@@ -40,7 +40,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("promgate")
         .build()
         .context("starting the async runtime")?
-        .block_on(serve(Arc::new(config)))
+        .block_on(serve(Arc::new(config), args.config))
 }
 
 pub fn now_ms() -> i64 {
@@ -49,7 +49,7 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let forward_metrics = ForwardMetrics::register(&mut registry);
     let own = registry.sub_registry_with_prefix("promgate");
@@ -130,15 +130,39 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             .unwrap_or_default(),
         external_url: config.external_url.clone(),
     };
-    let (groups, rule_tasks) = crate::rules::spawn(
-        rule_groups,
+    let rules = Arc::new(RuleManager::new(
         config.evaluation_interval,
         ctx,
         store.clone(),
         rule_metrics,
         shutdown.clone(),
-    );
-    state.set_rules(groups);
+    ));
+    rules.apply(rule_groups);
+    let reload = {
+        let (rules, initial) = (rules.clone(), config.rule_files.clone());
+        Arc::new(move || -> Result<String, String> {
+            // The rule file list comes from the configuration file as it is now.
+            let loaded = match &config_path {
+                Some(p) => Config::load(p).map_err(|e| e.to_string()),
+                None => Ok(Config {
+                    rule_files: initial.clone(),
+                    ..Config::default()
+                }),
+            }
+            .and_then(|c| crate::rules::load(&c.rule_files).map_err(|e| e.join("\n")));
+            let specs = loaded.map_err(|e| {
+                format!("rules not reloaded, the previous ones stay in force:\n{e}")
+            })?;
+            let (kept, started, stopped) = rules.apply(specs);
+            let msg = format!(
+                "rules reloaded: {kept} groups unchanged, {started} (re)started, {stopped} stopped"
+            );
+            tracing::info!(kept, started, stopped, "Rules reloaded.");
+            Ok(msg)
+        })
+    };
+    state.set_rules(rules.clone(), reload);
+    tokio::spawn(reload_on_sighup(state.clone(), shutdown.clone()));
 
     let retention = tokio::spawn(retention_loop(
         store.clone(),
@@ -151,7 +175,8 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     retention.abort();
     // Rule groups finish the evaluation under way; forwarders stop at the next request
     // boundary, with what they had acknowledged saved.
-    for t in rule_tasks.into_iter().chain(forwarders) {
+    rules.stop().await;
+    for t in forwarders {
         let _ = t.await;
     }
     // In-flight requests are done; the writer drains its queue and closes the database.
@@ -197,6 +222,34 @@ async fn retention_loop(
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "Retention failed; will retry."),
         }
+    }
+}
+
+/// Reloads the rules on SIGHUP, as Prometheus does.
+async fn reload_on_sighup(state: Arc<AppState>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("Cannot listen for SIGHUP; reload with POST /-/reload.");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hup.recv() => {}
+            }
+            let state = state.clone();
+            match tokio::task::spawn_blocking(move || state.reload()).await {
+                Ok(Err(e)) => tracing::error!(error = %e, "Reload failed."),
+                Err(e) => tracing::error!(error = %e, "Reload failed."),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (state, shutdown);
     }
 }
 

@@ -225,3 +225,106 @@ fn a_firing_alert_is_firing_again_after_a_crash_with_its_original_active_time() 
     };
     assert_eq!(second(&after), second(&before), "{after} vs {before}");
 }
+
+fn group_names(pg: &Promgate) -> Vec<String> {
+    api(pg, "/api/v1/rules")["data"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn reload(pg: &Promgate) -> (u16, String) {
+    let r = http::post(&format!("{}/-/reload", pg.url()), &[], Vec::new()).expect("reload");
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+#[test]
+fn reload_keeps_unchanged_groups_carries_state_and_refuses_bad_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, RULES).expect("rules");
+    let pg = Promgate::start(
+        &dir.path().join("data"),
+        &format!(
+            "rule_files: [{}]\nevaluation_interval: 1s\n",
+            file.display()
+        ),
+    );
+    assert!(
+        hold(&pg, 0.2, Duration::from_secs(15), || alert_state(&pg)
+            .as_deref()
+            == Some("firing")),
+        "never firing"
+    );
+    let active_at = api(&pg, "/api/v1/alerts")["data"]["alerts"][0]["activeAt"].clone();
+
+    // A new group beside the unchanged one.
+    let extra =
+        "\n  - name: other\n    rules:\n      - record: up:count\n        expr: count(up)\n";
+    std::fs::write(&file, format!("{RULES}{extra}")).expect("rules");
+    assert_eq!(
+        reload(&pg),
+        (
+            200,
+            "rules reloaded: 1 groups unchanged, 1 (re)started, 0 stopped".into()
+        )
+    );
+    assert_eq!(group_names(&pg), vec!["fast", "other"]);
+    assert_eq!(
+        api(&pg, "/api/v1/alerts")["data"]["alerts"][0]["activeAt"],
+        active_at
+    );
+
+    // The alerting group changes (a new annotation): it restarts with its alert state.
+    let changed = RULES.replace(
+        "summary:",
+        "runbook: \"https://runbooks/x\"\n          summary:",
+    );
+    std::fs::write(&file, format!("{changed}{extra}")).expect("rules");
+    assert_eq!(
+        reload(&pg),
+        (
+            200,
+            "rules reloaded: 1 groups unchanged, 1 (re)started, 0 stopped".into()
+        )
+    );
+    assert!(hold(&pg, 0.2, Duration::from_secs(5), || {
+        api(&pg, "/api/v1/alerts")["data"]["alerts"][0]["annotations"]["runbook"]
+            == "https://runbooks/x"
+    }));
+    let alert = api(&pg, "/api/v1/alerts")["data"]["alerts"][0].clone();
+    assert_eq!(alert["state"], "firing", "{alert}");
+    assert_eq!(alert["activeAt"], active_at);
+
+    // A broken file: 500 saying why, and the old rules stay in force.
+    std::fs::write(
+        &file,
+        "groups:\n  - name: fast\n    rules:\n      - alert: X\n        expr: up ==\n",
+    )
+    .expect("rules");
+    let (code, body) = reload(&pg);
+    assert_eq!(code, 500);
+    assert!(
+        body.contains("previous ones stay in force") && body.contains("rules.yml"),
+        "{body}"
+    );
+    assert_eq!(group_names(&pg), vec!["fast", "other"]);
+
+    // SIGHUP reloads too: back to the original file, "other" stops.
+    std::fs::write(&file, RULES).expect("rules");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pg.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+    e2e::eventually(Duration::from_secs(10), || {
+        let names = group_names(&pg);
+        if names == vec!["fast"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    });
+}

@@ -34,7 +34,7 @@ impl Health {
 }
 
 /// Per-rule state across evaluations.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RuleState {
     /// The alerts of an alerting rule (empty for recording rules).
     pub alerts: AlertRuleState,
@@ -69,6 +69,46 @@ impl Group {
     pub fn new(spec: RuleGroup) -> Self {
         let states = spec.rules.iter().map(|_| RuleState::default()).collect();
         Self { spec, states }
+    }
+
+    /// Takes over the state of `old`'s rules that have the same name and kind (Prometheus's
+    /// `CopyState` on reload): active alerts keep their `activeAt`, recorded series their
+    /// staleness tracking. With several rules of one name, they pair up in order.
+    pub fn copy_state_from(&mut self, old: &Group) {
+        let mut taken = vec![false; old.spec.rules.len()];
+        for (i, rule) in self.spec.rules.iter().enumerate() {
+            let found = old.spec.rules.iter().enumerate().find(|(j, r)| {
+                !taken[*j]
+                    && r.name() == rule.name()
+                    && matches!(
+                        (r, rule),
+                        (Rule::Alerting(_), Rule::Alerting(_))
+                            | (Rule::Recording(_), Rule::Recording(_))
+                    )
+            });
+            if let Some((j, _)) = found {
+                taken[j] = true;
+                self.states[i] = old.states[j].clone();
+            }
+        }
+    }
+
+    /// A text that changes whenever anything evaluation depends on changes, to tell on
+    /// reload whether the group can keep running as it is.
+    pub fn fingerprint(spec: &RuleGroup) -> String {
+        let mut s = format!("{}|{}", spec.interval_ms, spec.limit);
+        for r in &spec.rules {
+            match r {
+                Rule::Recording(x) => {
+                    s.push_str(&format!("|r:{}:{}:{}", x.record, x.expr, x.labels))
+                }
+                Rule::Alerting(x) => s.push_str(&format!(
+                    "|a:{}:{}:{}:{}:{}:{}",
+                    x.alert, x.expr, x.for_ms, x.keep_firing_for_ms, x.labels, x.annotations
+                )),
+            }
+        }
+        s
     }
 
     /// Evaluates every rule at `ts` (ms), writing their output through `app`. Returns the
