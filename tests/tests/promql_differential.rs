@@ -1,0 +1,608 @@
+//! promgate's Prometheus query API against a real Prometheus 2.42, on the same data.
+//!
+//! A trading-stack data set ([`e2e::trading`]: counters with resets, gauges, classic
+//! histograms, series ending with stale markers, series starting late, about 400 series at 15s
+//! over the last 55 minutes, inside Prometheus's head window) is remote-written as the same
+//! bytes into a fresh promgate and a fresh Prometheus. Then every call below goes to both HTTP
+//! APIs, and the answers must agree ([`e2e::diff`]): same status and `errorType` for queries
+//! that must fail, otherwise the same result type, label sets, timestamps, values within 1e-9
+//! relative, and the same order where PromQL defines one. The metadata endpoints (`series`,
+//! `labels`, `label/<name>/values`) must list the same entries, and `status/buildinfo` must
+//! have the same keys.
+//!
+//! Every failure is collected and reported together, each with the call, Prometheus's answer
+//! and promgate's.
+
+use std::collections::BTreeSet;
+
+use e2e::diff::{self, Answer, Call, Order};
+use e2e::http::{ms_to_secs, post_rw_v1};
+use e2e::trading::Dataset;
+use e2e::{Prometheus, Promgate, now_ms};
+
+/// How much history the data set covers: inside Prometheus's head appendable window (samples
+/// older than the head's newest minus 1h are out of bounds).
+const SPAN_MS: i64 = 55 * 60_000;
+
+/// One comparison.
+struct Case {
+    call: Call,
+    order: Order,
+    /// Prometheus must answer with an error (so the case tests an error path, not a typo).
+    must_fail: bool,
+}
+
+/// The times the queries use, from the data set's bounds.
+struct Times {
+    /// Start of the data set.
+    s: i64,
+    /// Last sample time bound.
+    e: i64,
+    /// Instant-query time near the end.
+    at: i64,
+    /// Mid-window instant: after `orders_total{venue="kraken",symbol="DOGEUSDT"}` went stale,
+    /// inside the stale gap of `position_notional_usd{venue="coinbase",symbol="ADAUSDT"}`.
+    mid: i64,
+    /// Exactly 5m after a sample of instance 0: that sample sits on the left edge of every
+    /// `[5m]` range and of the lookback window.
+    edge: i64,
+}
+
+/// Instant queries at `t.at`, range queries over the window at a 60s step, or both.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Instant,
+    Range,
+    Both,
+}
+
+fn cases(t: &Times) -> Vec<Case> {
+    use Kind::*;
+    let secs = |ms: i64| ms_to_secs(ms);
+    let at20m = secs(t.s + 20 * 60_000);
+    // (query, kind, order)
+    let mut list: Vec<(String, Kind, Order)> = Vec::new();
+    let mut add = |q: &str, k: Kind| list.push((q.to_string(), k, Order::Any));
+    // Selectors and raw samples.
+    add("orders_total", Both);
+    add(r#"orders_total{venue="kraken"}[5m]"#, Instant);
+    add(
+        r#"order_latency_seconds_bucket{venue="okx",order_type="limit",le=~"0.0.*"}"#,
+        Both,
+    );
+    add(r#"{__name__=~"trading_.*|venue_info"}"#, Both);
+    add(r#"trading_ws_connection_status{venue="okx"}"#, Both);
+    // Counter functions over resets.
+    add("rate(orders_total[5m])", Both);
+    add("irate(orders_total[5m])", Both);
+    add("increase(orders_total[10m])", Both);
+    add("resets(orders_total[30m])", Instant);
+    add("increase(order_latency_seconds_count[1h])", Instant);
+    add("rate(order_errors_total[2m])", Both);
+    // Gauge functions.
+    add("delta(cryptofunk_current_drawdown[10m])", Both);
+    add("idelta(position_notional_usd[5m])", Both);
+    add("changes(trading_ws_connection_status[30m])", Instant);
+    add("deriv(cryptofunk_current_drawdown[10m])", Both);
+    add("predict_linear(position_notional_usd[15m], 600)", Both);
+    add(
+        "holt_winters(cryptofunk_current_drawdown[10m], 0.3, 0.7)",
+        Both,
+    );
+    // Histograms.
+    add(
+        "histogram_quantile(0.99, sum by (le) (rate(order_latency_seconds_bucket[5m])))",
+        Both,
+    );
+    add(
+        "histogram_quantile(0.5, sum by (venue, le) (rate(order_latency_seconds_bucket[5m])))",
+        Both,
+    );
+    add(
+        "histogram_quantile(0.9, rate(order_latency_seconds_bucket[5m]))",
+        Instant,
+    );
+    add(
+        "rate(order_latency_seconds_sum[5m]) / rate(order_latency_seconds_count[5m])",
+        Both,
+    );
+    // Aggregations, by and without.
+    add("sum by (venue) (rate(orders_total[5m]))", Both);
+    add(
+        "sum without (instance, side) (rate(orders_total[5m]))",
+        Both,
+    );
+    add("sum(orders_total) by (venue, side)", Instant);
+    add("avg by (venue) (position_notional_usd)", Both);
+    add("min without (symbol) (position_notional_usd)", Both);
+    add("max by (symbol) (position_notional_usd)", Instant);
+    add("count by (venue) (orders_total)", Both);
+    add("group by (venue, side) (orders_total)", Instant);
+    add("stddev by (venue) (position_notional_usd)", Both);
+    add(
+        "stdvar without (instance) (cryptofunk_current_drawdown)",
+        Instant,
+    );
+    add("topk by (venue) (2, rate(orders_total[5m]))", Instant);
+    add("topk(3, sum by (symbol) (rate(orders_total[5m])))", Range);
+    add("bottomk without (side) (1, orders_total)", Instant);
+    add("quantile(0.9, position_notional_usd)", Both);
+    add("quantile by (venue) (0.25, position_notional_usd)", Instant);
+    add(
+        r#"count_values("status", trading_ws_connection_status)"#,
+        Instant,
+    );
+    add(
+        r#"count_values by (venue) ("v", trading_ws_connection_status)"#,
+        Both,
+    );
+    // Vector matching.
+    add(
+        "orders_total * on (venue) group_left (region, tier) venue_info",
+        Instant,
+    );
+    add(
+        "venue_info * on (venue) group_right (region) sum by (venue, symbol) (rate(orders_total[5m]))",
+        Both,
+    );
+    add(
+        r#"rate(orders_total{side="buy"}[5m]) / ignoring (side) rate(orders_total{side="sell"}[5m])"#,
+        Both,
+    );
+    add(
+        "sum by (venue) (rate(order_errors_total[5m])) / on (venue) sum by (venue) (rate(orders_total[5m]))",
+        Both,
+    );
+    add(
+        "sum by (venue, instance) (orders_total) - on (venue) group_left sum by (venue) (orders_total)",
+        Instant,
+    );
+    // Comparisons, with and without bool.
+    add("rate(orders_total[5m]) > 0.5", Both);
+    add("rate(orders_total[5m]) > bool 0.5", Instant);
+    add("cryptofunk_current_drawdown >= 0.1", Both);
+    add("trading_ws_connection_status == 0", Both);
+    add("trading_ws_connection_status != bool 1", Instant);
+    add("1 < bool 2", Instant);
+    add("0.1 < cryptofunk_current_drawdown", Instant);
+    // Set operators.
+    add(
+        r#"orders_total{venue="binance"} and orders_total{side="buy"}"#,
+        Instant,
+    );
+    add(
+        r#"orders_total{venue="binance"} or orders_total{symbol="BTCUSDT"}"#,
+        Instant,
+    );
+    add(
+        "orders_total unless on (venue, instance) (trading_ws_connection_status == 0)",
+        Both,
+    );
+    add(
+        "max_over_time(cryptofunk_current_drawdown[15m]) > 0.1 or vector(0)",
+        Both,
+    );
+    // offset and @.
+    add("orders_total offset 10m", Instant);
+    add("rate(orders_total[5m] offset -5m)", Instant);
+    add("orders_total offset -1m", Instant);
+    add("cryptofunk_current_drawdown @ start()", Range);
+    add("rate(orders_total[5m] @ end())", Both);
+    add(&format!("cryptofunk_current_drawdown @ {at20m}"), Both);
+    add(
+        &format!("sum(rate(orders_total[5m] @ {at20m} offset 1m))"),
+        Instant,
+    );
+    // Subqueries.
+    add("max_over_time(rate(orders_total[5m])[30m:1m])", Both);
+    add(
+        "avg_over_time(sum by (venue) (position_notional_usd)[10m:30s])",
+        Instant,
+    );
+    add("rate(orders_total[5m])[10m:2m]", Instant);
+    // *_over_time.
+    add(
+        "max_over_time(cryptofunk_current_drawdown[15m]) > 0.1",
+        Both,
+    );
+    add("avg_over_time(position_notional_usd[10m])", Both);
+    add("min_over_time(position_notional_usd[10m])", Instant);
+    add("sum_over_time(trading_ws_connection_status[10m])", Instant);
+    add("count_over_time(orders_total[10m])", Both);
+    add(
+        "stddev_over_time(cryptofunk_current_drawdown[10m])",
+        Instant,
+    );
+    add("stdvar_over_time(position_notional_usd[10m])", Instant);
+    add("last_over_time(orders_total[10m])", Both);
+    add("present_over_time(trading_ws_connection_status[5m])", Both);
+    add(
+        "quantile_over_time(0.9, cryptofunk_current_drawdown[20m])",
+        Instant,
+    );
+    // absent.
+    add(r#"absent(orders_total{venue="nope"})"#, Both);
+    add("absent(orders_total)", Instant);
+    add(
+        r#"absent_over_time(trading_ws_connection_status{venue="okx",stream="user"}[5m])"#,
+        Both,
+    );
+    add(r#"absent(nonexistent{job="x", a=~"b"})"#, Instant);
+    // Label functions.
+    add(
+        r#"label_replace(rate(orders_total[5m]), "pair", "$1-$2", "symbol", "(.*)(USDT)")"#,
+        Instant,
+    );
+    add(
+        r#"label_join(trading_ws_connection_status, "id", "/", "venue", "stream")"#,
+        Both,
+    );
+    // Math and clamping.
+    add("clamp(position_notional_usd, -1000, 1000)", Both);
+    add("clamp_min(cryptofunk_current_drawdown, 0.1)", Instant);
+    add("clamp_max(cryptofunk_current_drawdown, 0.1)", Instant);
+    add(
+        "abs(position_notional_usd) + ceil(cryptofunk_current_drawdown) - floor(cryptofunk_current_drawdown)",
+        Instant,
+    );
+    add("round(position_notional_usd, 0.5)", Instant);
+    add(
+        "ln(cryptofunk_current_drawdown) + log2(cryptofunk_current_drawdown) + exp(cryptofunk_current_drawdown)",
+        Instant,
+    );
+    add("sqrt(position_notional_usd)", Instant);
+    add(
+        "sgn(position_notional_usd) * -position_notional_usd % 7",
+        Instant,
+    );
+    add("2 ^ cryptofunk_current_drawdown", Instant);
+    add("cryptofunk_current_drawdown atan2 0.1", Instant);
+    // Time functions, scalar and vector.
+    add("time()", Both);
+    add("timestamp(cryptofunk_current_drawdown)", Instant);
+    add(
+        "hour() + minute() + day_of_week() + day_of_month() + month() + year()",
+        Both,
+    );
+    add("days_in_month(vector(time()))", Instant);
+    add("minute(timestamp(cryptofunk_current_drawdown))", Instant);
+    add("scalar(sum(trading_ws_connection_status))", Both);
+    add("scalar(orders_total)", Instant);
+    add("vector(1) + 2", Both);
+    add(r#""a string""#, Instant);
+    add("-1.5e3", Instant);
+    let mut ordered = |q: &str| list.push((q.to_string(), Instant, Order::Defined));
+    ordered("sort(rate(orders_total[5m]))");
+    ordered("sort_desc(rate(orders_total[5m]))");
+    ordered("topk(5, rate(orders_total[5m]))");
+    ordered("bottomk(3, position_notional_usd)");
+    ordered("sort_desc(sum by (venue) (position_notional_usd))");
+
+    let mut out = Vec::new();
+    for (query, kind, order) in list {
+        if kind != Range {
+            for time_ms in [t.at, t.mid, t.edge] {
+                out.push(Case {
+                    call: Call::Instant {
+                        query: query.clone(),
+                        time_ms,
+                    },
+                    order,
+                    must_fail: false,
+                });
+            }
+        }
+        if kind != Instant {
+            out.push(Case {
+                call: Call::Range {
+                    query: query.clone(),
+                    start_ms: t.s + 6 * 60_000,
+                    end_ms: t.e,
+                    step: "60".to_string(),
+                },
+                order: Order::Any,
+                must_fail: false,
+            });
+        }
+    }
+    // A few range queries at other steps: the scrape interval, an unaligned step, a duration.
+    for (q, step, from) in [
+        ("rate(orders_total[1m])", "15s", t.e - 15 * 60_000),
+        ("trading_ws_connection_status", "15", t.s),
+        (
+            "histogram_quantile(0.99, sum by (le) (rate(order_latency_seconds_bucket[5m])))",
+            "37",
+            t.s,
+        ),
+        ("position_notional_usd", "1m30s", t.s),
+    ] {
+        out.push(Case {
+            call: Call::Range {
+                query: q.to_string(),
+                start_ms: from,
+                end_ms: t.e,
+                step: step.to_string(),
+            },
+            order: Order::Any,
+            must_fail: false,
+        });
+    }
+    // Queries that must fail, with the same status and errorType.
+    let fail_instant = [
+        "orders_total + on (venue) orders_total",
+        "orders_total * on (venue) venue_info",
+        "sum(rate(orders_total[5m])",
+        "rate(cryptofunk_current_drawdown)",
+        r#"label_replace(orders_total, "side", "", "side", ".*")"#,
+        r#"count_values("invalid-name", trading_ws_connection_status)"#,
+        "orders_total[5m] offset",
+        r#"topk("a", orders_total)"#,
+    ];
+    for q in fail_instant {
+        out.push(Case {
+            call: Call::Instant {
+                query: q.to_string(),
+                time_ms: t.at,
+            },
+            order: Order::Any,
+            must_fail: true,
+        });
+    }
+    for (q, step) in [
+        ("orders_total[5m]", "60"),
+        ("rate(orders_total[5m])[10m:1m]", "60"),
+        ("orders_total", "0.1"),
+        ("orders_total", "0"),
+        ("orders_total", "-15"),
+        ("orders_total + on (venue) orders_total", "60"),
+    ] {
+        out.push(Case {
+            call: Call::Range {
+                query: q.to_string(),
+                start_ms: t.s,
+                end_ms: t.e,
+                step: step.to_string(),
+            },
+            order: Order::Any,
+            must_fail: true,
+        });
+    }
+    out
+}
+
+/// Metadata calls: series, label names, label values, with and without match[] and a range.
+fn meta_calls(t: &Times) -> Vec<Call> {
+    let last5m = || {
+        vec![
+            ("start", ms_to_secs(t.e - 5 * 60_000)),
+            ("end", ms_to_secs(t.e)),
+        ]
+    };
+    let get = |path: &str, matches: &[&str], range: Vec<(&str, String)>| Call::Get {
+        path: path.to_string(),
+        pairs: matches
+            .iter()
+            .map(|m| ("match[]".to_string(), m.to_string()))
+            .chain(range.into_iter().map(|(k, v)| (k.to_string(), v)))
+            .collect(),
+    };
+    vec![
+        get(
+            "/api/v1/series",
+            &[r#"orders_total{venue="kraken"}"#],
+            vec![],
+        ),
+        get(
+            "/api/v1/series",
+            &[r#"orders_total{venue="kraken"}"#],
+            last5m(),
+        ),
+        get(
+            "/api/v1/series",
+            &["trading_ws_connection_status", "venue_info"],
+            last5m(),
+        ),
+        get(
+            "/api/v1/series",
+            &[r#"{__name__=~"order_latency_seconds_.*",le=~"\\+Inf|"}"#],
+            vec![],
+        ),
+        get("/api/v1/series", &[], vec![]),
+        get("/api/v1/series", &["rate(x[5m])"], vec![]),
+        get("/api/v1/labels", &[], vec![]),
+        get("/api/v1/labels", &["venue_info"], vec![]),
+        get(
+            "/api/v1/labels",
+            &["cryptofunk_current_drawdown", "venue_info"],
+            last5m(),
+        ),
+        get("/api/v1/label/venue/values", &[], vec![]),
+        get("/api/v1/label/__name__/values", &[], vec![]),
+        get(
+            "/api/v1/label/le/values",
+            &[r#"order_latency_seconds_bucket{venue="binance"}"#],
+            vec![],
+        ),
+        // Not compared: `label/<name>/values` with match[] and a range that excludes a series
+        // which ended earlier (e.g. `match[]=orders_total{venue="kraken"}` over the last 5m).
+        // Prometheus 2.42 answers from the head's postings without looking at the range, and
+        // lists that series' value; promgate lists only series with samples in the range.
+        get("/api/v1/label/nonexistent/values", &[], vec![]),
+        get("/api/v1/label/symbol/values", &[], last5m()),
+        get("/api/v1/labels", &[], last5m()),
+        get(
+            "/api/v1/labels",
+            &[r#"orders_total{venue="kraken"}"#],
+            last5m(),
+        ),
+        get(
+            "/api/v1/label/symbol/values",
+            &[r#"orders_total{venue="binance"}"#],
+            last5m(),
+        ),
+        get(
+            "/api/v1/series",
+            &[r#"orders_total{venue="kraken"}"#],
+            vec![
+                ("start", ms_to_secs(t.s - 3_600_000)),
+                ("end", ms_to_secs(t.s - 1_800_000)),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn promql_answers_match_prometheus() {
+    let end = (now_ms() - 20_000) / 1000 * 1000;
+    let data = Dataset::generate(2, end, SPAN_MS);
+    let bodies = data.requests(20_000);
+
+    let pg_dir = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(pg_dir.path(), "");
+    let prom = Prometheus::start("global: {scrape_interval: 1m}\n");
+    for (i, body) in bodies.iter().enumerate() {
+        for (name, url) in [
+            ("promgate", pg.write_url()),
+            ("Prometheus", prom.write_url()),
+        ] {
+            let r = post_rw_v1(&url, body.clone()).expect("POST");
+            assert!(
+                r.status / 100 == 2,
+                "{name} refused request {i}: {} {}",
+                r.status,
+                r.text()
+            );
+        }
+    }
+
+    let t = Times {
+        s: data.start_ms,
+        e: data.end_ms,
+        at: data.end_ms - 60_000,
+        mid: data.start_ms + SPAN_MS * 62 / 100,
+        edge: data.series[0].samples[100].timestamp + 5 * 60_000,
+    };
+
+    // Both hold the whole data set.
+    let count = Call::Instant {
+        query: "count(last_over_time({job=\"trading\"}[1h]))".to_string(),
+        time_ms: t.e,
+    };
+    let n = diff::call(&prom.url(), &count).expect("Prometheus count");
+    assert_eq!(
+        n.body["data"]["result"][0]["value"][1],
+        data.series.len().to_string(),
+        "Prometheus holds every series: {}",
+        n.summary()
+    );
+
+    // The comparison can fail: close but different answers are told apart.
+    for (a, b) in [
+        ("rate(orders_total[5m])", "irate(orders_total[5m])"),
+        ("orders_total", "orders_total offset 15s"),
+        ("sort(orders_total)", "sort_desc(orders_total)"),
+    ] {
+        let q = |query: &str| Call::Instant {
+            query: query.to_string(),
+            time_ms: t.at,
+        };
+        let (want, got) = (
+            diff::call(&prom.url(), &q(a)).expect("Prometheus"),
+            diff::call(&prom.url(), &q(b)).expect("Prometheus"),
+        );
+        assert!(
+            diff::compare_query(&want, &got, Order::Defined).is_err(),
+            "{a} and {b} compare equal"
+        );
+    }
+
+    let mut failures: Vec<String> = Vec::new();
+    let cases = cases(&t);
+    let mut queries = BTreeSet::new();
+    let mut non_empty = 0;
+    for case in &cases {
+        let (want, got) = both(&prom, &pg, &case.call);
+        let result = &want.body["data"]["result"];
+        if result.as_array().is_some_and(|r| !r.is_empty()) || result.is_string() {
+            non_empty += 1;
+        }
+        if let Call::Instant { query, .. } | Call::Range { query, .. } = &case.call {
+            queries.insert(query.clone());
+        }
+        if case.must_fail && want.error_type().is_none() {
+            failures.push(format!(
+                "{}: expected to fail, but Prometheus answered {}",
+                case.call.describe(),
+                want.summary()
+            ));
+            continue;
+        }
+        if !case.must_fail && want.error_type().is_some() {
+            failures.push(format!(
+                "{}: Prometheus failed: {}",
+                case.call.describe(),
+                want.summary()
+            ));
+            continue;
+        }
+        if let Err(e) = diff::compare_query(&want, &got, case.order) {
+            failures.push(format!("{}: {e}", case.call.describe()));
+        }
+    }
+    let metas = meta_calls(&t);
+    for call in &metas {
+        let (want, got) = both(&prom, &pg, call);
+        if let Err(e) = diff::compare_list(&want, &got) {
+            failures.push(format!("{}: {e}", call.describe()));
+        }
+    }
+    // buildinfo: the same keys.
+    let build = Call::Get {
+        path: "/api/v1/status/buildinfo".to_string(),
+        pairs: Vec::new(),
+    };
+    let (want, got) = both(&prom, &pg, &build);
+    let keys = |a: &Answer| -> Vec<String> {
+        let mut k: Vec<String> = a.body["data"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    // Every key Prometheus has; promgate adds `application` and `promgateVersion`.
+    let (wk, gk) = (keys(&want), keys(&got));
+    if want.status != got.status || wk.is_empty() || !wk.iter().all(|k| gk.contains(k)) {
+        failures.push(format!(
+            "buildinfo keys: Prometheus {} {:?}, promgate {} {:?}",
+            want.status, wk, got.status, gk
+        ));
+    }
+
+    eprintln!(
+        "compared {} query calls ({} distinct queries, {} answered with data, {} errors), {} metadata calls, buildinfo; {} series, {} samples",
+        cases.len(),
+        queries.len(),
+        non_empty,
+        cases.iter().filter(|c| c.must_fail).count(),
+        metas.len(),
+        data.series.len(),
+        data.sample_count()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls differ from Prometheus 2.42:\n{}",
+        failures.len(),
+        cases.len() + metas.len() + 1,
+        failures.join("\n")
+    );
+}
+
+/// The same call to Prometheus (first) and promgate.
+fn both(prom: &Prometheus, pg: &Promgate, call: &Call) -> (Answer, Answer) {
+    let want = diff::call(&prom.url(), call)
+        .unwrap_or_else(|e| panic!("{}: Prometheus: {e}", call.describe()));
+    let got = diff::call(&pg.url(), call)
+        .unwrap_or_else(|e| panic!("{}: promgate: {e}", call.describe()));
+    (want, got)
+}
