@@ -113,9 +113,20 @@ impl Dataset {
     /// `instances` × [`SERIES_PER_INSTANCE`] series plus `venue_info`, scraped every 15s from
     /// `end_ms - span_ms` to `end_ms`.
     pub fn generate(instances: usize, end_ms: i64, span_ms: i64) -> Self {
+        Self::generate_part(0..instances, end_ms, span_ms, true)
+    }
+
+    /// The series of instances `instances` only (each instance's series depend on its index
+    /// alone), plus `venue_info` when `with_info`: a large data set in parts.
+    pub fn generate_part(
+        instances: std::ops::Range<usize>,
+        end_ms: i64,
+        span_ms: i64,
+        with_info: bool,
+    ) -> Self {
         let start_ms = end_ms - span_ms;
-        let mut series = Vec::with_capacity(instances * SERIES_PER_INSTANCE + REGIONS.len());
-        for k in 0..instances {
+        let mut series = Vec::with_capacity(instances.len() * SERIES_PER_INSTANCE + REGIONS.len());
+        for k in instances {
             let mut rng = Rng::new(0x5eed_0000 + k as u64);
             let offset = (k as i64 * 1_237) % INTERVAL_MS;
             // Scrape times of this instance: offset, plus jitter of up to ±3 ms.
@@ -257,7 +268,7 @@ impl Dataset {
         let times: Vec<i64> = (0..n)
             .map(|j| start_ms + offset + j as i64 * INTERVAL_MS)
             .collect();
-        for (venue, region, tier) in REGIONS {
+        for (venue, region, tier) in REGIONS.iter().filter(|_| with_info) {
             series.push(build(
                 labels(&[
                     ("__name__", "venue_info"),
