@@ -271,6 +271,80 @@ fn cases(t: &Times) -> Vec<Case> {
     add("vector(1) + 2", Both);
     add(r#""a string""#, Instant);
     add("-1.5e3", Instant);
+    // Matchers, names and literals.
+    add(
+        r#"orders_total{venue=~"bin.*|okx", side!="buy", symbol!~"BTC.*"}"#,
+        Instant,
+    );
+    add(r#"orders_total{symbol=~"BTC"}"#, Instant);
+    add(r#"orders_total{symbol=~"(?i)btcusdt"}"#, Instant);
+    add(r#"orders_total{nonexistent=""}"#, Instant);
+    add(r#"orders_total{nonexistent!=""}"#, Instant);
+    add(r#"rate({__name__=~"order.*_total"}[5m])"#, Instant);
+    add(
+        r#"sum by (__name__) ({__name__=~"order_latency_seconds_(sum|count)"})"#,
+        Instant,
+    );
+    add("orders_total / orders_total", Instant);
+    add("NaN", Instant);
+    add("-Inf", Instant);
+    add("0x10 + 1e3", Instant);
+    // Edge cases of functions and aggregations.
+    add("rate(orders_total[30s])", Both);
+    add("rate(orders_total[20s])", Instant);
+    add("deriv(orders_total[5m])", Instant);
+    add("resets(trading_ws_connection_status[30m])", Instant);
+    add(
+        r#"histogram_quantile(0.5, order_latency_seconds_bucket{le!="+Inf"})"#,
+        Instant,
+    );
+    add(
+        "histogram_quantile(1.5, rate(order_latency_seconds_bucket[5m]))",
+        Instant,
+    );
+    add("quantile(1.5, position_notional_usd)", Instant);
+    add("quantile(-1, position_notional_usd)", Instant);
+    add("topk(0, orders_total)", Instant);
+    add("topk(2.7, sum by (venue) (orders_total))", Instant);
+    add(
+        r#"count_values("v", round(cryptofunk_current_drawdown, 0.001))"#,
+        Instant,
+    );
+    add(r#"count_values("v", position_notional_usd / 1e9)"#, Instant);
+    add(
+        r#"label_replace(venue_info, "r", "$1", "region", "(.*)-1")"#,
+        Instant,
+    );
+    add(
+        r#"label_replace(venue_info, "r", "x$1y", "region", "nomatch(.*)")"#,
+        Instant,
+    );
+    add(
+        r#"label_join(orders_total{venue="okx"}, "pair", "", "symbol", "side")"#,
+        Instant,
+    );
+    add("absent(sum(nonexistent))", Instant);
+    add("scalar(vector(2)) * cryptofunk_current_drawdown", Instant);
+    add("timestamp(cryptofunk_current_drawdown offset 1m)", Instant);
+    add(
+        "sum_over_time(rate(orders_total[1m])[5m:15s] offset 2m)",
+        Instant,
+    );
+    add("max_over_time(rate(orders_total[5m])[10m:])", Both);
+    add(
+        &format!("max_over_time(sum(rate(orders_total[5m]))[10m:1m] @ {at20m})"),
+        Instant,
+    );
+    add(
+        "predict_linear(cryptofunk_current_drawdown[10m] @ end(), 3600)",
+        Both,
+    );
+    add("histogram_count(order_latency_seconds_count)", Instant);
+    add("histogram_sum(order_latency_seconds_sum)", Instant);
+    add(
+        "histogram_fraction(0, 0.1, order_latency_seconds_bucket)",
+        Instant,
+    );
     let mut ordered = |q: &str| list.push((q.to_string(), Instant, Order::Defined));
     ordered("sort(rate(orders_total[5m]))");
     ordered("sort_desc(rate(orders_total[5m]))");
@@ -337,6 +411,16 @@ fn cases(t: &Times) -> Vec<Case> {
         r#"count_values("invalid-name", trading_ws_connection_status)"#,
         "orders_total[5m] offset",
         r#"topk("a", orders_total)"#,
+        "",
+        "-orders_total[5m]",
+        r#"{venue="binance"} offset 1m @ 0 offset 2m"#,
+        r#"{nonexistent=""}"#,
+        // Functions and syntax Prometheus 2.42 does not have yet.
+        r#"sort_by_label(orders_total, "venue")"#,
+        "limitk(2, orders_total)",
+        "mad_over_time(cryptofunk_current_drawdown[10m])",
+        "double_exponential_smoothing(cryptofunk_current_drawdown[10m], 0.3, 0.7)",
+        "rate(orders_total[5m+1m])",
     ];
     for q in fail_instant {
         out.push(Case {
@@ -367,6 +451,16 @@ fn cases(t: &Times) -> Vec<Case> {
             must_fail: true,
         });
     }
+    out.push(Case {
+        call: Call::Range {
+            query: "orders_total".to_string(),
+            start_ms: t.e,
+            end_ms: t.s,
+            step: "60".to_string(),
+        },
+        order: Order::Any,
+        must_fail: true,
+    });
     out
 }
 
