@@ -11,7 +11,8 @@
 //! - `position_notional_usd{venue,symbol}` (24 gauges, signed, in cents).
 //!
 //! Plus `venue_info{venue,region,tier}` (4 series, value 1, no `instance`) for `group_left`
-//! joins. Some series end early with a stale marker ([`STALE_NAN_BITS`]) at the next scrape, one
+//! joins, and `maintenance_window{venue="kraken",ticket="OPS-1234"}`, present from 20% to 40%
+//! of the span only (the one series with a `ticket` label). Some series end early with a stale marker ([`STALE_NAN_BITS`]) at the next scrape, one
 //! series restarts after a stale gap, and some start late, as they do when a target or a
 //! symbol comes and goes. Each instance has its own scrape offset and a few milliseconds of
 //! jitter, as real scrapes do. Everything comes from a fixed-seed generator, so a data set is a
@@ -282,6 +283,19 @@ impl Dataset {
                 &vec![(0, n)],
             ));
         }
+        if with_info {
+            series.push(build(
+                labels(&[
+                    ("__name__", "maintenance_window"),
+                    ("job", "trading"),
+                    ("venue", "kraken"),
+                    ("ticket", "OPS-1234"),
+                ]),
+                &times,
+                &vec![1.0; n],
+                &vec![(pct(n, 20), pct(n, 40))],
+            ));
+        }
         Dataset {
             start_ms,
             end_ms,
@@ -423,7 +437,7 @@ mod tests {
     fn shape() {
         let end = 1_700_000_000_000;
         let d = Dataset::generate(2, end, 3_300_000);
-        assert_eq!(d.series.len(), 2 * SERIES_PER_INSTANCE + 4);
+        assert_eq!(d.series.len(), 2 * SERIES_PER_INSTANCE + 5);
         for s in &d.series {
             let ts: Vec<i64> = s.samples.iter().map(|x| x.timestamp).collect();
             assert!(ts.windows(2).all(|w| w[0] < w[1]), "ordered");
@@ -435,8 +449,9 @@ mod tests {
             .flat_map(|s| &s.samples)
             .filter(|x| x.value.to_bits() == STALE_NAN_BITS)
             .count();
-        // kraken DOGEUSDT ×2 sides, okx user stream, coinbase ADAUSDT position: per instance.
-        assert_eq!(stale, 2 * 4);
+        // kraken DOGEUSDT ×2 sides, okx user stream, coinbase ADAUSDT position: per instance;
+        // and maintenance_window.
+        assert_eq!(stale, 2 * 4 + 1);
         // Deterministic (compared as bytes: stale markers are NaN).
         assert!(Dataset::generate(2, end, 3_300_000).requests(10_000) == d.requests(10_000));
     }

@@ -71,6 +71,7 @@ fn cases(t: &Times) -> Vec<Case> {
         Both,
     );
     add(r#"{__name__=~"trading_.*|venue_info"}"#, Both);
+    add("maintenance_window", Both);
     add(r#"trading_ws_connection_status{venue="okx"}"#, Both);
     // Counter functions over resets.
     add("rate(orders_total[5m])", Both);
@@ -381,6 +382,8 @@ fn cases(t: &Times) -> Vec<Case> {
     }
     // A few range queries at other steps: the scrape interval, an unaligned step, a duration.
     for (q, step, from) in [
+        ("sum by (venue) (orders_total)", "30", t.s - 10 * 60_000),
+        ("maintenance_window", "60", t.s),
         ("rate(orders_total[1m])", "15s", t.e - 15 * 60_000),
         ("trading_ws_connection_status", "15", t.s),
         (
@@ -517,13 +520,26 @@ fn meta_calls(t: &Times) -> Vec<Call> {
             &[r#"order_latency_seconds_bucket{venue="binance"}"#],
             vec![],
         ),
-        // Not compared: `label/<name>/values` with match[] and a range that excludes a series
-        // which ended earlier (e.g. `match[]=orders_total{venue="kraken"}` over the last 5m).
-        // Prometheus 2.42 answers from the head's postings without looking at the range, and
-        // lists that series' value; promgate lists only series with samples in the range.
+        // Not compared (they diverge): `labels` and `label/<name>/values`, with or without
+        // match[], over a range that excludes a series which ended earlier, e.g.
+        // `label/symbol/values?match[]=orders_total{venue="kraken"}` or
+        // `labels?match[]=maintenance_window` over the last 5m. Prometheus 2.42 answers from
+        // the head's index without looking at the range (within the head) and lists the ended
+        // series' names and values; promgate lists only series with samples in the range.
+        // `series` applies the range in both.
         get("/api/v1/label/nonexistent/values", &[], vec![]),
         get("/api/v1/label/symbol/values", &[], last5m()),
-        get("/api/v1/labels", &[], last5m()),
+        get(
+            "/api/v1/labels",
+            &[],
+            vec![
+                ("start", ms_to_secs(t.s - 3_600_000)),
+                ("end", ms_to_secs(t.s - 1_800_000)),
+            ],
+        ),
+        get("/api/v1/series", &["maintenance_window"], last5m()),
+        get("/api/v1/series", &["maintenance_window"], vec![]),
+        get("/api/v1/label/ticket/values", &[], vec![]),
         get(
             "/api/v1/labels",
             &[r#"orders_total{venue="kraken"}"#],
