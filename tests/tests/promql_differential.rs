@@ -84,13 +84,13 @@ fn cases(t: &Times) -> Vec<Case> {
     add("rate(orders_total[5m])", Both);
     add("irate(orders_total[5m])", Both);
     add("increase(orders_total[10m])", Both);
-    add("resets(orders_total[30m])", Instant);
-    add("increase(order_latency_seconds_count[1h])", Instant);
+    add("resets(orders_total[30m])", Both);
+    add("increase(order_latency_seconds_count[1h])", Both);
     add("rate(order_errors_total[2m])", Both);
     // Gauge functions.
     add("delta(cryptofunk_current_drawdown[10m])", Both);
     add("idelta(position_notional_usd[5m])", Both);
-    add("changes(trading_ws_connection_status[30m])", Instant);
+    add("changes(trading_ws_connection_status[30m])", Both);
     add("deriv(cryptofunk_current_drawdown[10m])", Both);
     add("predict_linear(position_notional_usd[15m], 600)", Both);
     add(
@@ -108,7 +108,7 @@ fn cases(t: &Times) -> Vec<Case> {
     );
     add(
         "histogram_quantile(0.9, rate(order_latency_seconds_bucket[5m]))",
-        Instant,
+        Both,
     );
     add(
         "rate(order_latency_seconds_sum[5m]) / rate(order_latency_seconds_count[5m])",
@@ -120,25 +120,25 @@ fn cases(t: &Times) -> Vec<Case> {
         "sum without (instance, side) (rate(orders_total[5m]))",
         Both,
     );
-    add("sum(orders_total) by (venue, side)", Instant);
+    add("sum(orders_total) by (venue, side)", Both);
     add("avg by (venue) (position_notional_usd)", Both);
     add("min without (symbol) (position_notional_usd)", Both);
-    add("max by (symbol) (position_notional_usd)", Instant);
+    add("max by (symbol) (position_notional_usd)", Both);
     add("count by (venue) (orders_total)", Both);
-    add("group by (venue, side) (orders_total)", Instant);
+    add("group by (venue, side) (orders_total)", Both);
     add("stddev by (venue) (position_notional_usd)", Both);
     add(
         "stdvar without (instance) (cryptofunk_current_drawdown)",
-        Instant,
+        Both,
     );
-    add("topk by (venue) (2, rate(orders_total[5m]))", Instant);
+    add("topk by (venue) (2, rate(orders_total[5m]))", Both);
     add("topk(3, sum by (symbol) (rate(orders_total[5m])))", Range);
-    add("bottomk without (side) (1, orders_total)", Instant);
+    add("bottomk without (side) (1, orders_total)", Both);
     add("quantile(0.9, position_notional_usd)", Both);
-    add("quantile by (venue) (0.25, position_notional_usd)", Instant);
+    add("quantile by (venue) (0.25, position_notional_usd)", Both);
     add(
         r#"count_values("status", trading_ws_connection_status)"#,
-        Instant,
+        Both,
     );
     add(
         r#"count_values by (venue) ("v", trading_ws_connection_status)"#,
@@ -147,7 +147,7 @@ fn cases(t: &Times) -> Vec<Case> {
     // Vector matching.
     add(
         "orders_total * on (venue) group_left (region, tier) venue_info",
-        Instant,
+        Both,
     );
     add(
         "venue_info * on (venue) group_right (region) sum by (venue, symbol) (rate(orders_total[5m]))",
@@ -163,24 +163,24 @@ fn cases(t: &Times) -> Vec<Case> {
     );
     add(
         "sum by (venue, instance) (orders_total) - on (venue) group_left sum by (venue) (orders_total)",
-        Instant,
+        Both,
     );
     // Comparisons, with and without bool.
     add("rate(orders_total[5m]) > 0.5", Both);
-    add("rate(orders_total[5m]) > bool 0.5", Instant);
+    add("rate(orders_total[5m]) > bool 0.5", Both);
     add("cryptofunk_current_drawdown >= 0.1", Both);
     add("trading_ws_connection_status == 0", Both);
-    add("trading_ws_connection_status != bool 1", Instant);
-    add("1 < bool 2", Instant);
-    add("0.1 < cryptofunk_current_drawdown", Instant);
+    add("trading_ws_connection_status != bool 1", Both);
+    add("1 < bool 2", Both);
+    add("0.1 < cryptofunk_current_drawdown", Both);
     // Set operators.
     add(
         r#"orders_total{venue="binance"} and orders_total{side="buy"}"#,
-        Instant,
+        Both,
     );
     add(
         r#"orders_total{venue="binance"} or orders_total{symbol="BTCUSDT"}"#,
-        Instant,
+        Both,
     );
     add(
         "orders_total unless on (venue, instance) (trading_ws_connection_status == 0)",
@@ -191,21 +191,21 @@ fn cases(t: &Times) -> Vec<Case> {
         Both,
     );
     // offset and @.
-    add("orders_total offset 10m", Instant);
-    add("rate(orders_total[5m] offset -5m)", Instant);
-    add("orders_total offset -1m", Instant);
+    add("orders_total offset 10m", Both);
+    add("rate(orders_total[5m] offset -5m)", Both);
+    add("orders_total offset -1m", Both);
     add("cryptofunk_current_drawdown @ start()", Range);
     add("rate(orders_total[5m] @ end())", Both);
     add(&format!("cryptofunk_current_drawdown @ {at20m}"), Both);
     add(
         &format!("sum(rate(orders_total[5m] @ {at20m} offset 1m))"),
-        Instant,
+        Both,
     );
     // Subqueries.
     add("max_over_time(rate(orders_total[5m])[30m:1m])", Both);
     add(
         "avg_over_time(sum by (venue) (position_notional_usd)[10m:30s])",
-        Instant,
+        Both,
     );
     add("rate(orders_total[5m])[10m:2m]", Instant);
     // *_over_time.
@@ -214,32 +214,29 @@ fn cases(t: &Times) -> Vec<Case> {
         Both,
     );
     add("avg_over_time(position_notional_usd[10m])", Both);
-    add("min_over_time(position_notional_usd[10m])", Instant);
-    add("sum_over_time(trading_ws_connection_status[10m])", Instant);
+    add("min_over_time(position_notional_usd[10m])", Both);
+    add("sum_over_time(trading_ws_connection_status[10m])", Both);
     add("count_over_time(orders_total[10m])", Both);
-    add(
-        "stddev_over_time(cryptofunk_current_drawdown[10m])",
-        Instant,
-    );
-    add("stdvar_over_time(position_notional_usd[10m])", Instant);
+    add("stddev_over_time(cryptofunk_current_drawdown[10m])", Both);
+    add("stdvar_over_time(position_notional_usd[10m])", Both);
     add("last_over_time(orders_total[10m])", Both);
     add("present_over_time(trading_ws_connection_status[5m])", Both);
     add(
         "quantile_over_time(0.9, cryptofunk_current_drawdown[20m])",
-        Instant,
+        Both,
     );
     // absent.
     add(r#"absent(orders_total{venue="nope"})"#, Both);
-    add("absent(orders_total)", Instant);
+    add("absent(orders_total)", Both);
     add(
         r#"absent_over_time(trading_ws_connection_status{venue="okx",stream="user"}[5m])"#,
         Both,
     );
-    add(r#"absent(nonexistent{job="x", a=~"b"})"#, Instant);
+    add(r#"absent(nonexistent{job="x", a=~"b"})"#, Both);
     // Label functions.
     add(
         r#"label_replace(rate(orders_total[5m]), "pair", "$1-$2", "symbol", "(.*)(USDT)")"#,
-        Instant,
+        Both,
     );
     add(
         r#"label_join(trading_ws_connection_status, "id", "/", "venue", "stream")"#,
@@ -247,111 +244,111 @@ fn cases(t: &Times) -> Vec<Case> {
     );
     // Math and clamping.
     add("clamp(position_notional_usd, -1000, 1000)", Both);
-    add("clamp_min(cryptofunk_current_drawdown, 0.1)", Instant);
-    add("clamp_max(cryptofunk_current_drawdown, 0.1)", Instant);
+    add("clamp_min(cryptofunk_current_drawdown, 0.1)", Both);
+    add("clamp_max(cryptofunk_current_drawdown, 0.1)", Both);
     add(
         "abs(position_notional_usd) + ceil(cryptofunk_current_drawdown) - floor(cryptofunk_current_drawdown)",
-        Instant,
+        Both,
     );
-    add("round(position_notional_usd, 0.5)", Instant);
+    add("round(position_notional_usd, 0.5)", Both);
     add(
         "ln(cryptofunk_current_drawdown) + log2(cryptofunk_current_drawdown) + exp(cryptofunk_current_drawdown)",
-        Instant,
+        Both,
     );
-    add("sqrt(position_notional_usd)", Instant);
+    add("sqrt(position_notional_usd)", Both);
     add(
         "sgn(position_notional_usd) * -position_notional_usd % 7",
-        Instant,
+        Both,
     );
-    add("2 ^ cryptofunk_current_drawdown", Instant);
-    add("cryptofunk_current_drawdown atan2 0.1", Instant);
+    add("2 ^ cryptofunk_current_drawdown", Both);
+    add("cryptofunk_current_drawdown atan2 0.1", Both);
     // Time functions, scalar and vector.
     add("time()", Both);
-    add("timestamp(cryptofunk_current_drawdown)", Instant);
+    add("timestamp(cryptofunk_current_drawdown)", Both);
     add(
         "hour() + minute() + day_of_week() + day_of_month() + month() + year()",
         Both,
     );
-    add("days_in_month(vector(time()))", Instant);
-    add("minute(timestamp(cryptofunk_current_drawdown))", Instant);
+    add("days_in_month(vector(time()))", Both);
+    add("minute(timestamp(cryptofunk_current_drawdown))", Both);
     add("scalar(sum(trading_ws_connection_status))", Both);
-    add("scalar(orders_total)", Instant);
+    add("scalar(orders_total)", Both);
     add("vector(1) + 2", Both);
     add(r#""a string""#, Instant);
-    add("-1.5e3", Instant);
+    add("-1.5e3", Both);
     // Matchers, names and literals.
     add(
         r#"orders_total{venue=~"bin.*|okx", side!="buy", symbol!~"BTC.*"}"#,
-        Instant,
+        Both,
     );
-    add(r#"orders_total{symbol=~"BTC"}"#, Instant);
-    add(r#"orders_total{symbol=~"(?i)btcusdt"}"#, Instant);
-    add(r#"orders_total{nonexistent=""}"#, Instant);
-    add(r#"orders_total{nonexistent!=""}"#, Instant);
-    add(r#"rate({__name__=~"order.*_total"}[5m])"#, Instant);
+    add(r#"orders_total{symbol=~"BTC"}"#, Both);
+    add(r#"orders_total{symbol=~"(?i)btcusdt"}"#, Both);
+    add(r#"orders_total{nonexistent=""}"#, Both);
+    add(r#"orders_total{nonexistent!=""}"#, Both);
+    add(r#"rate({__name__=~"order.*_total"}[5m])"#, Both);
     add(
         r#"sum by (__name__) ({__name__=~"order_latency_seconds_(sum|count)"})"#,
-        Instant,
+        Both,
     );
-    add("orders_total / orders_total", Instant);
-    add("NaN", Instant);
-    add("-Inf", Instant);
-    add("0x10 + 1e3", Instant);
+    add("orders_total / orders_total", Both);
+    add("NaN", Both);
+    add("-Inf", Both);
+    add("0x10 + 1e3", Both);
     // Edge cases of functions and aggregations.
     add("rate(orders_total[30s])", Both);
-    add("rate(orders_total[20s])", Instant);
-    add("deriv(orders_total[5m])", Instant);
-    add("resets(trading_ws_connection_status[30m])", Instant);
+    add("rate(orders_total[20s])", Both);
+    add("deriv(orders_total[5m])", Both);
+    add("resets(trading_ws_connection_status[30m])", Both);
     add(
         r#"histogram_quantile(0.5, order_latency_seconds_bucket{le!="+Inf"})"#,
-        Instant,
+        Both,
     );
     add(
         "histogram_quantile(1.5, rate(order_latency_seconds_bucket[5m]))",
-        Instant,
+        Both,
     );
-    add("quantile(1.5, position_notional_usd)", Instant);
-    add("quantile(-1, position_notional_usd)", Instant);
-    add("topk(0, orders_total)", Instant);
-    add("topk(2.7, sum by (venue) (orders_total))", Instant);
+    add("quantile(1.5, position_notional_usd)", Both);
+    add("quantile(-1, position_notional_usd)", Both);
+    add("topk(0, orders_total)", Both);
+    add("topk(2.7, sum by (venue) (orders_total))", Both);
     add(
         r#"count_values("v", round(cryptofunk_current_drawdown, 0.001))"#,
-        Instant,
+        Both,
     );
-    add(r#"count_values("v", position_notional_usd / 1e9)"#, Instant);
+    add(r#"count_values("v", position_notional_usd / 1e9)"#, Both);
     add(
         r#"label_replace(venue_info, "r", "$1", "region", "(.*)-1")"#,
-        Instant,
+        Both,
     );
     add(
         r#"label_replace(venue_info, "r", "x$1y", "region", "nomatch(.*)")"#,
-        Instant,
+        Both,
     );
     add(
         r#"label_join(orders_total{venue="okx"}, "pair", "", "symbol", "side")"#,
-        Instant,
+        Both,
     );
-    add("absent(sum(nonexistent))", Instant);
-    add("scalar(vector(2)) * cryptofunk_current_drawdown", Instant);
-    add("timestamp(cryptofunk_current_drawdown offset 1m)", Instant);
+    add("absent(sum(nonexistent))", Both);
+    add("scalar(vector(2)) * cryptofunk_current_drawdown", Both);
+    add("timestamp(cryptofunk_current_drawdown offset 1m)", Both);
     add(
         "sum_over_time(rate(orders_total[1m])[5m:15s] offset 2m)",
-        Instant,
+        Both,
     );
     add("max_over_time(rate(orders_total[5m])[10m:])", Both);
     add(
         &format!("max_over_time(sum(rate(orders_total[5m]))[10m:1m] @ {at20m})"),
-        Instant,
+        Both,
     );
     add(
         "predict_linear(cryptofunk_current_drawdown[10m] @ end(), 3600)",
         Both,
     );
-    add("histogram_count(order_latency_seconds_count)", Instant);
-    add("histogram_sum(order_latency_seconds_sum)", Instant);
+    add("histogram_count(order_latency_seconds_count)", Both);
+    add("histogram_sum(order_latency_seconds_sum)", Both);
     add(
         "histogram_fraction(0, 0.1, order_latency_seconds_bucket)",
-        Instant,
+        Both,
     );
     let mut ordered = |q: &str| list.push((q.to_string(), Instant, Order::Defined));
     ordered("sort(rate(orders_total[5m]))");
