@@ -10,6 +10,8 @@
 //!   order.
 //! - Metadata (`/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values`): the same
 //!   status and the same set of entries.
+//! - Both: the same JSON shape ([`shape`]: the keys of the envelope, of `data` and of a
+//!   result entry).
 
 use std::collections::BTreeMap;
 
@@ -38,37 +40,59 @@ pub enum Call {
         path: String,
         pairs: Vec<(String, String)>,
     },
+    /// A POST of the pairs as an `application/x-www-form-urlencoded` body.
+    PostForm {
+        path: String,
+        pairs: Vec<(String, String)>,
+    },
 }
 
 impl Call {
-    pub fn url(&self, base: &str) -> String {
+    /// The endpoint path and its parameters, in order.
+    pub fn parts(&self) -> (String, Vec<(String, String)>) {
+        let pairs = |v: &[(&str, String)]| -> Vec<(String, String)> {
+            v.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        };
         match self {
-            Call::Instant { query, time_ms } => url_with_query(
-                base,
-                "/api/v1/query",
-                &[("query", query.clone()), ("time", ms_to_secs(*time_ms))],
+            Call::Instant { query, time_ms } => (
+                "/api/v1/query".to_string(),
+                pairs(&[("query", query.clone()), ("time", ms_to_secs(*time_ms))]),
             ),
             Call::Range {
                 query,
                 start_ms,
                 end_ms,
                 step,
-            } => url_with_query(
-                base,
-                "/api/v1/query_range",
-                &[
+            } => (
+                "/api/v1/query_range".to_string(),
+                pairs(&[
                     ("query", query.clone()),
                     ("start", ms_to_secs(*start_ms)),
                     ("end", ms_to_secs(*end_ms)),
                     ("step", step.clone()),
-                ],
+                ]),
             ),
-            Call::Get { path, pairs } => {
-                let pairs: Vec<(&str, String)> =
-                    pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                url_with_query(base, path, &pairs)
+            Call::Get { path, pairs } | Call::PostForm { path, pairs } => {
+                (path.clone(), pairs.clone())
             }
         }
+    }
+
+    /// The same call as a POST with the parameters in a form body (as Grafana sends queries).
+    pub fn as_post(&self) -> Call {
+        let (path, pairs) = self.parts();
+        Call::PostForm { path, pairs }
+    }
+
+    /// The GET URL (for a POST, the URL without parameters).
+    pub fn url(&self, base: &str) -> String {
+        let (path, pairs) = self.parts();
+        if matches!(self, Call::PostForm { .. }) {
+            return format!("{base}{path}");
+        }
+        let pairs: Vec<(&str, String)> =
+            pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        url_with_query(base, &path, &pairs)
     }
 
     /// A short description for reports.
@@ -82,6 +106,7 @@ impl Call {
                 step,
             } => format!("range {query:?} [{start_ms}, {end_ms}] step {step}"),
             Call::Get { path, pairs } => format!("GET {path} {pairs:?}"),
+            Call::PostForm { path, pairs } => format!("POST {path} {pairs:?}"),
         }
     }
 }
@@ -122,7 +147,19 @@ impl Answer {
 /// Sends `call` to `base`; `Err` only when no HTTP answer or no JSON came back.
 pub fn call(base: &str, call: &Call) -> Result<Answer, String> {
     let url = call.url(base);
-    let r = http::get(&url)?;
+    let r = match call {
+        Call::PostForm { pairs, .. } => {
+            let mut form = reqwest::Url::parse("http://x/").expect("valid URL");
+            form.query_pairs_mut().extend_pairs(pairs);
+            let body = form.query().unwrap_or("").as_bytes().to_vec();
+            http::post(
+                &url,
+                &[("Content-Type", "application/x-www-form-urlencoded")],
+                body,
+            )?
+        }
+        _ => http::get(&url)?,
+    };
     let body = r.json()?;
     Ok(Answer {
         status: r.status,
@@ -279,8 +316,34 @@ fn compare_series(want: &[SeriesOut], got: &[SeriesOut], order: Order) -> Result
     }
 }
 
-/// Compares two query answers (`want` from Prometheus).
-pub fn compare_query(want: &Answer, got: &Answer, order: Order) -> Result<(), String> {
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// The JSON shape of an answer: the keys of the envelope, of `data`, and of the first entry
+/// of `data.result` (or of `data`, for metadata lists).
+pub fn shape(a: &Answer) -> String {
+    let mut parts = vec![format!("{:?}", keys(&a.body))];
+    let data = &a.body["data"];
+    if data.is_object() {
+        parts.push(format!("data {:?}", keys(data)));
+    }
+    let first = data["result"]
+        .as_array()
+        .or_else(|| data.as_array())
+        .and_then(|r| r.first());
+    if let Some(first) = first.filter(|f| f.is_object() && f.get("metric").is_some()) {
+        parts.push(format!("entry {:?}", keys(first)));
+    }
+    parts.join(" ")
+}
+
+fn same_status_and_shape(want: &Answer, got: &Answer) -> Result<(), String> {
     if want.status != got.status || want.error_type() != got.error_type() {
         return Err(format!(
             "status differs: Prometheus {}, promgate {}",
@@ -288,6 +351,18 @@ pub fn compare_query(want: &Answer, got: &Answer, order: Order) -> Result<(), St
             got.summary()
         ));
     }
+    let (ws, gs) = (shape(want), shape(got));
+    if ws != gs {
+        return Err(format!(
+            "JSON shape differs: Prometheus {ws}, promgate {gs}"
+        ));
+    }
+    Ok(())
+}
+
+/// Compares two query answers (`want` from Prometheus).
+pub fn compare_query(want: &Answer, got: &Answer, order: Order) -> Result<(), String> {
+    same_status_and_shape(want, got)?;
     if want.error_type().is_some() {
         return Ok(());
     }
@@ -335,13 +410,7 @@ pub fn compare_query(want: &Answer, got: &Answer, order: Order) -> Result<(), St
 /// Compares two metadata answers (`data` is an array of strings or of label objects): the same
 /// status, and the same entries in any order.
 pub fn compare_list(want: &Answer, got: &Answer) -> Result<(), String> {
-    if want.status != got.status || want.error_type() != got.error_type() {
-        return Err(format!(
-            "status differs: Prometheus {}, promgate {}",
-            want.summary(),
-            got.summary()
-        ));
-    }
+    same_status_and_shape(want, got)?;
     if want.error_type().is_some() {
         return Ok(());
     }

@@ -634,8 +634,32 @@ fn promql_answers_match_prometheus() {
     let cases = cases(&t);
     let mut queries = BTreeSet::new();
     let mut non_empty = 0;
-    for case in &cases {
+    let mut posts = 0;
+    let mut same_message = 0;
+    for (i, case) in cases.iter().enumerate() {
+        // Every fifth call also as a POST form, as Grafana sends queries.
+        if i % 5 == 0 {
+            posts += 1;
+            let post = case.call.as_post();
+            let (want, got) = both(&prom, &pg, &post);
+            if let Err(e) = diff::compare_query(&want, &got, case.order) {
+                failures.push(format!("{}: {e}", post.describe()));
+            }
+        }
         let (want, got) = both(&prom, &pg, &case.call);
+        if want.error_type().is_some() {
+            if want.body["error"] == got.body["error"] {
+                same_message += 1;
+            } else {
+                // Messages are informative only: the status and errorType are the contract.
+                eprintln!(
+                    "note: error message differs for {}: Prometheus {}, promgate {}",
+                    case.call.describe(),
+                    want.body["error"],
+                    got.body["error"]
+                );
+            }
+        }
         let result = &want.body["data"]["result"];
         if result.as_array().is_some_and(|r| !r.is_empty()) || result.is_string() {
             non_empty += 1;
@@ -663,7 +687,14 @@ fn promql_answers_match_prometheus() {
             failures.push(format!("{}: {e}", case.call.describe()));
         }
     }
-    let metas = meta_calls(&t);
+    let mut metas = meta_calls(&t);
+    // series and labels also as POST forms (label values is GET only in Prometheus).
+    let post: Vec<Call> = metas
+        .iter()
+        .filter(|c| matches!(c, Call::Get { path, .. } if !path.starts_with("/api/v1/label/")))
+        .map(Call::as_post)
+        .collect();
+    metas.extend(post);
     for call in &metas {
         let (want, got) = both(&prom, &pg, call);
         if let Err(e) = diff::compare_list(&want, &got) {
@@ -694,11 +725,13 @@ fn promql_answers_match_prometheus() {
     }
 
     eprintln!(
-        "compared {} query calls ({} distinct queries, {} answered with data, {} errors), {} metadata calls, buildinfo; {} series, {} samples",
+        "compared {} query calls ({} distinct queries, {} answered with data, {} errors of which {} with the same message, {} more as POST), {} metadata calls, buildinfo; {} series, {} samples",
         cases.len(),
         queries.len(),
         non_empty,
         cases.iter().filter(|c| c.must_fail).count(),
+        same_message,
+        posts,
         metas.len(),
         data.series.len(),
         data.sample_count()
@@ -707,7 +740,7 @@ fn promql_answers_match_prometheus() {
         failures.is_empty(),
         "{} of {} calls differ from Prometheus 2.42:\n{}",
         failures.len(),
-        cases.len() + metas.len() + 1,
+        cases.len() + posts + metas.len() + 1,
         failures.join("\n")
     );
 }
