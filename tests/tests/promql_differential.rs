@@ -6,11 +6,15 @@
 //! bytes into a fresh promgate and a fresh Prometheus. Then every call below goes to both HTTP
 //! APIs, and the answers must agree ([`e2e::diff`]): same status and `errorType` for queries
 //! that must fail, otherwise the same result type, label sets, timestamps, values within 1e-9
-//! relative, and the same order where PromQL defines one. Instant queries run at three times
-//! (near the end, mid-window among stale series, and with a sample exactly on the left edge of
-//! the 5m windows); range queries over the window at a 60s step, plus a few at other steps.
-//! The metadata endpoints (`series`, `labels`, `label/<name>/values`) must list the same
-//! entries, and `status/buildinfo` must have at least Prometheus's keys.
+//! relative, and the same order where PromQL defines one. Instant queries run at four times
+//! (near the end, mid-window among stale series, with a sample exactly on the left edge of the
+//! 5m windows, and at a millisecond fraction); range queries over the window at a 60s step,
+//! plus a few at other steps (15s, 7.5s, 37s, 1m30s, and exactly 11,000 steps). Every fifth
+//! query call is also sent as a POST form, as Grafana sends them. The metadata endpoints
+//! (`series`, `labels`, `label/<name>/values`, the first two also as POST) must list the same
+//! entries, and `status/buildinfo` must have at least Prometheus's keys. Answers must have the
+//! same JSON shape (keys of the envelope, `data` and result entries). Error messages may
+//! differ (they are printed, not compared): the status and `errorType` are the contract.
 //!
 //! Known divergences are left out of the lists, each with a comment saying why: range-limited
 //! `labels` and `label/<name>/values` (see [`meta_calls`]); promgate's `buildinfo` also has
@@ -52,9 +56,11 @@ struct Times {
     /// Exactly 5m after a sample of instance 0: that sample sits on the left edge of every
     /// `[5m]` range and of the lookback window.
     edge: i64,
+    /// A time with a millisecond fraction, between scrapes.
+    frac: i64,
 }
 
-/// Instant queries (at `t.at`, `t.mid`, `t.edge`), range queries over the window at a 60s
+/// Instant queries (at `t.at`, `t.mid`, `t.edge`, `t.frac`), range queries over the window at a 60s
 /// step, or both.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -360,7 +366,7 @@ fn cases(t: &Times) -> Vec<Case> {
     let mut out = Vec::new();
     for (query, kind, order) in list {
         if kind != Range {
-            for time_ms in [t.at, t.mid, t.edge] {
+            for time_ms in [t.at, t.mid, t.edge, t.frac] {
                 out.push(Case {
                     call: Call::Instant {
                         query: query.clone(),
@@ -396,6 +402,9 @@ fn cases(t: &Times) -> Vec<Case> {
             t.s,
         ),
         ("position_notional_usd", "1m30s", t.s),
+        ("rate(orders_total[1m])", "7.5", t.e - 5 * 60_000 + 333),
+        // Exactly 11,000 steps: allowed (11,001 points per series).
+        (r#"cryptofunk_current_drawdown{strategy="arb"}"#, "0.3", t.s),
     ] {
         out.push(Case {
             call: Call::Range {
@@ -443,6 +452,8 @@ fn cases(t: &Times) -> Vec<Case> {
         ("orders_total[5m]", "60"),
         ("rate(orders_total[5m])[10m:1m]", "60"),
         ("orders_total", "0.1"),
+        // Just over 11,000 steps.
+        (r#"cryptofunk_current_drawdown{strategy="arb"}"#, "0.299"),
         ("orders_total", "0"),
         ("orders_total", "-15"),
         ("orders_total + on (venue) orders_total", "60"),
@@ -595,6 +606,7 @@ fn promql_answers_match_prometheus() {
         at: data.end_ms - 60_000,
         mid: data.start_ms + SPAN_MS * 62 / 100,
         edge: data.series[0].samples[100].timestamp + 5 * 60_000,
+        frac: data.start_ms + SPAN_MS * 45 / 100 + 4_321,
     };
 
     // Both hold the whole data set.
