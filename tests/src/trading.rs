@@ -303,6 +303,39 @@ impl Dataset {
         }
     }
 
+    /// `order_fill_ratio{venue}` (4 gauges, scraped like `venue_info`): filled / submitted
+    /// orders, a plain NaN (0/0, not a stale marker) in about one scrape in six, and NaN for a
+    /// stretch of `okx`'s. Not part of [`Dataset::generate`]: tests of NaN handling add it.
+    pub fn nan_gauges(end_ms: i64, span_ms: i64) -> Vec<TimeSeries> {
+        let start_ms = end_ms - span_ms;
+        let n = ((span_ms - 3) / INTERVAL_MS + 1).max(1) as usize;
+        let mut rng = Rng::new(0xf111);
+        VENUES
+            .iter()
+            .map(|venue| {
+                let samples: Vec<(i64, f64)> = (0..n)
+                    .map(|j| {
+                        let outage = *venue == "okx" && (pct(n, 40)..pct(n, 55)).contains(&j);
+                        let v = if outage || rng.f64() < 0.16 {
+                            f64::NAN
+                        } else {
+                            (rng.f64() * 1000.0).round() / 1000.0
+                        };
+                        (start_ms + j as i64 * INTERVAL_MS, v)
+                    })
+                    .collect();
+                crate::payload::series(
+                    labels(&[
+                        ("__name__", "order_fill_ratio"),
+                        ("job", "trading"),
+                        ("venue", venue),
+                    ]),
+                    &samples,
+                )
+            })
+            .collect()
+    }
+
     pub fn sample_count(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
     }

@@ -356,7 +356,46 @@ fn cases(t: &Times) -> Vec<Case> {
         "histogram_fraction(0, 0.1, order_latency_seconds_bucket)",
         Both,
     );
+    // NaN values (not stale markers) in the data.
+    for q in [
+        "order_fill_ratio",
+        "max_over_time(order_fill_ratio[5m])",
+        "min_over_time(order_fill_ratio[5m])",
+        "avg_over_time(order_fill_ratio[5m])",
+        "sum_over_time(order_fill_ratio[5m])",
+        "stddev_over_time(order_fill_ratio[5m])",
+        "quantile_over_time(0.5, order_fill_ratio[10m])",
+        "last_over_time(order_fill_ratio[1m])",
+        "sum(order_fill_ratio)",
+        "max(order_fill_ratio)",
+        "min(order_fill_ratio)",
+        "avg(order_fill_ratio)",
+        "stddev(order_fill_ratio)",
+        "quantile(0.5, order_fill_ratio)",
+        "topk(2, order_fill_ratio)",
+        "bottomk(2, order_fill_ratio)",
+        r#"count_values("v", order_fill_ratio)"#,
+        "order_fill_ratio > 0.5",
+        "order_fill_ratio == bool order_fill_ratio",
+        "clamp(order_fill_ratio, 0.2, 0.8)",
+        "deriv(order_fill_ratio[5m])",
+        "rate(order_fill_ratio[5m])",
+        "delta(order_fill_ratio[5m])",
+        "changes(order_fill_ratio[10m])",
+        "resets(order_fill_ratio[10m])",
+        "predict_linear(order_fill_ratio[10m], 60)",
+        "holt_winters(order_fill_ratio[10m], 0.5, 0.5)",
+        "order_fill_ratio * on (venue) group_left (region) venue_info",
+        "scalar(order_fill_ratio{venue=\"okx\"})",
+        "timestamp(order_fill_ratio)",
+    ] {
+        add(q, Both);
+    }
     let mut ordered = |q: &str| list.push((q.to_string(), Instant, Order::Defined));
+    ordered("sort(order_fill_ratio)");
+    ordered("sort_desc(order_fill_ratio)");
+    ordered("topk(3, order_fill_ratio)");
+    ordered("bottomk(3, order_fill_ratio)");
     ordered("sort(rate(orders_total[5m]))");
     ordered("sort_desc(rate(orders_total[5m]))");
     ordered("topk(5, rate(orders_total[5m]))");
@@ -579,7 +618,8 @@ fn meta_calls(t: &Times) -> Vec<Call> {
 #[test]
 fn promql_answers_match_prometheus() {
     let end = (now_ms() - 20_000) / 1000 * 1000;
-    let data = Dataset::generate(2, end, SPAN_MS);
+    let mut data = Dataset::generate(2, end, SPAN_MS);
+    data.series.extend(Dataset::nan_gauges(end, SPAN_MS));
     let bodies = data.requests(20_000);
 
     let pg_dir = tempfile::tempdir().expect("tempdir");
