@@ -12,7 +12,8 @@
 //! plus a few at other steps (15s, 7.5s, 37s, 1m30s, and exactly 11,000 steps). Every fifth
 //! query call is also sent as a POST form, as Grafana sends them. The metadata endpoints
 //! (`series`, `labels`, `label/<name>/values`, the first two also as POST) must list the same
-//! entries, and `status/buildinfo` must have at least Prometheus's keys. Answers must have the
+//! entries, `status/buildinfo` must have at least Prometheus's keys, and `status/tsdb` the same
+//! head series count, time bounds and top-10 cardinality lists. Answers must have the
 //! same JSON shape (keys of the envelope, `data` and result entries). Error messages may
 //! differ (they are printed, not compared): the status and `errorType` are the contract.
 //!
@@ -776,6 +777,18 @@ fn promql_answers_match_prometheus() {
         ));
     }
 
+    // status/tsdb: the same shape, head series count and time bounds, and the same top-10
+    // cardinality lists (ties at the cut may list different names; memory sizes are the
+    // implementation's own).
+    let tsdb = Call::Get {
+        path: "/api/v1/status/tsdb".to_string(),
+        pairs: Vec::new(),
+    };
+    let (want, got) = both(&prom, &pg, &tsdb);
+    if let Err(e) = compare_tsdb(&want, &got) {
+        failures.push(format!("{}: {e}", tsdb.describe()));
+    }
+
     eprintln!(
         "compared {} query calls ({} distinct queries, {} answered with data, {} errors of which {} with the same message, {} more as POST), {} metadata calls, buildinfo; {} series, {} samples",
         cases.len(),
@@ -804,4 +817,75 @@ fn both(prom: &Prometheus, pg: &Promgate, call: &Call) -> (Answer, Answer) {
     let got = diff::call(&pg.url(), call)
         .unwrap_or_else(|e| panic!("{}: promgate: {e}", call.describe()));
     (want, got)
+}
+
+/// Compares `/api/v1/status/tsdb` answers (see the test for what is compared).
+fn compare_tsdb(want: &Answer, got: &Answer) -> Result<(), String> {
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    let (w, g) = (&want.body["data"], &got.body["data"]);
+    if want.status != got.status || keys(w) != keys(g) {
+        return Err(format!(
+            "shape: Prometheus {} {:?}, promgate {} {:?}",
+            want.status,
+            keys(w),
+            got.status,
+            keys(g)
+        ));
+    }
+    let (wh, gh) = (&w["headStats"], &g["headStats"]);
+    if keys(wh) != keys(gh) {
+        return Err(format!(
+            "headStats keys: Prometheus {:?}, promgate {:?}",
+            keys(wh),
+            keys(gh)
+        ));
+    }
+    for k in ["numSeries", "minTime", "maxTime"] {
+        if wh[k].is_null() || wh[k] != gh[k] {
+            return Err(format!(
+                "headStats.{k}: Prometheus {}, promgate {}",
+                wh[k], gh[k]
+            ));
+        }
+    }
+    for list in [
+        "seriesCountByMetricName",
+        "labelValueCountByLabelName",
+        "seriesCountByLabelValuePair",
+    ] {
+        let entries = |v: &serde_json::Value| -> Vec<(String, u64)> {
+            v[list]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|e| {
+                            (
+                                e["name"].as_str().unwrap_or("?").to_string(),
+                                e["value"].as_u64().unwrap_or(u64::MAX),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (we, ge) = (entries(w), entries(g));
+        let values = |e: &[(String, u64)]| e.iter().map(|x| x.1).collect::<Vec<_>>();
+        let cut = we.iter().map(|x| x.1).min().unwrap_or(0);
+        let above = |e: &[(String, u64)]| {
+            let mut v: Vec<(String, u64)> = e.iter().filter(|x| x.1 > cut).cloned().collect();
+            v.sort();
+            v
+        };
+        if we.is_empty() || values(&we) != values(&ge) || above(&we) != above(&ge) {
+            return Err(format!("{list}: Prometheus {we:?}, promgate {ge:?}"));
+        }
+    }
+    Ok(())
 }
