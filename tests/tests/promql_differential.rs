@@ -6,9 +6,9 @@
 //! bytes into a fresh promgate and a fresh Prometheus. Then every call below goes to both HTTP
 //! APIs, and the answers must agree ([`e2e::diff`]): same status and `errorType` for queries
 //! that must fail, otherwise the same result type, label sets, timestamps, values within 1e-9
-//! relative, and the same order where PromQL defines one. Instant queries run at four times
+//! relative, and the same order where PromQL defines one. Instant queries run at five times
 //! (near the end, mid-window among stale series, with a sample exactly on the left edge of the
-//! 5m windows, and at a millisecond fraction); range queries over the window at a 60s step,
+//! 5m windows, at a millisecond fraction, and 4m past the data); range queries over the window at a 60s step,
 //! plus a few at other steps (15s, 7.5s, 37s, 1m30s, and exactly 11,000 steps). Every fifth
 //! query call is also sent as a POST form, as Grafana sends them. The metadata endpoints
 //! (`series`, `labels`, `label/<name>/values`, the first two also as POST) must list the same
@@ -59,9 +59,11 @@ struct Times {
     edge: i64,
     /// A time with a millisecond fraction, between scrapes.
     frac: i64,
+    /// After the end of the data, inside the 5m lookback.
+    after: i64,
 }
 
-/// Instant queries (at `t.at`, `t.mid`, `t.edge`, `t.frac`), range queries over the window at a 60s
+/// Instant queries (at `t.at`, `t.mid`, `t.edge`, `t.frac`, `t.after`), range queries over the window at a 60s
 /// step, or both.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -406,7 +408,7 @@ fn cases(t: &Times) -> Vec<Case> {
     let mut out = Vec::new();
     for (query, kind, order) in list {
         if kind != Range {
-            for time_ms in [t.at, t.mid, t.edge, t.frac] {
+            for time_ms in [t.at, t.mid, t.edge, t.frac, t.after] {
                 out.push(Case {
                     call: Call::Instant {
                         query: query.clone(),
@@ -452,6 +454,24 @@ fn cases(t: &Times) -> Vec<Case> {
                 start_ms: from,
                 end_ms: t.e,
                 step: step.to_string(),
+            },
+            order: Order::Any,
+            must_fail: false,
+        });
+    }
+    // Past the end of the data: the lookback keeps the last samples for 5 minutes.
+    for q in [
+        "sum by (venue) (rate(orders_total[5m]))",
+        "trading_ws_connection_status",
+        "timestamp(cryptofunk_current_drawdown)",
+        "absent(venue_info)",
+    ] {
+        out.push(Case {
+            call: Call::Range {
+                query: q.to_string(),
+                start_ms: t.e - 10 * 60_000,
+                end_ms: t.e + 10 * 60_000,
+                step: "20".to_string(),
             },
             order: Order::Any,
             must_fail: false,
@@ -648,6 +668,7 @@ fn promql_answers_match_prometheus() {
         mid: data.start_ms + SPAN_MS * 62 / 100,
         edge: data.series[0].samples[100].timestamp + 5 * 60_000,
         frac: data.start_ms + SPAN_MS * 45 / 100 + 4_321,
+        after: data.end_ms + 4 * 60_000 + 500,
     };
 
     // Both hold the whole data set.
