@@ -246,7 +246,7 @@ fn run_scale(series: usize, runs: usize, bin: &Path) -> String {
     }
 
     let mut out = format!(
-        "\n### {total_series} series, {total_samples} samples ({runs} runs per query and target)\n\n\
+        "\n#### {total_series} series, {total_samples} samples ({runs} runs per query and target)\n\n\
          | query | kind | promgate median ms | p90 | Prometheus median ms | p90 | promgate / Prometheus | CPU ms/query promgate | Prometheus | answers agree |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
     );
