@@ -477,6 +477,19 @@ fn cases(t: &Times) -> Vec<Case> {
             must_fail: false,
         });
     }
+    // Degenerate ranges: start = end, and a step longer than the range.
+    for (start_ms, end_ms, step) in [(t.at, t.at, "60"), (t.at - 60_000, t.at, "3600")] {
+        out.push(Case {
+            call: Call::Range {
+                query: "sum by (venue) (rate(orders_total[5m]))".to_string(),
+                start_ms,
+                end_ms,
+                step: step.to_string(),
+            },
+            order: Order::Any,
+            must_fail: false,
+        });
+    }
     // Queries that must fail, with the same status and errorType.
     let fail_instant = [
         "orders_total + on (venue) orders_total",
