@@ -336,6 +336,36 @@ impl Dataset {
             .collect()
     }
 
+    /// `symbol_alias_info` (3 series, value 1, scraped like `venue_info`) whose label values
+    /// hold what JSON and regexes must escape or decode: a slash, quotes, a backslash, a
+    /// newline, non-ASCII text. Not part of [`Dataset::generate`].
+    pub fn odd_labels(end_ms: i64, span_ms: i64) -> Vec<TimeSeries> {
+        let start_ms = end_ms - span_ms;
+        let n = ((span_ms - 3) / INTERVAL_MS + 1).max(1) as usize;
+        let samples: Vec<(i64, f64)> = (0..n)
+            .map(|j| (start_ms + j as i64 * INTERVAL_MS, 1.0))
+            .collect();
+        [
+            ("BTC/USDT", "spot \"majors\"", "東京"),
+            ("ETH-PERP", "back\\slash and\nnewline", "Zürich"),
+            ("1000PEPE", "tab\there; emoji 🚀", "São Paulo"),
+        ]
+        .iter()
+        .map(|(alias, note, city)| {
+            crate::payload::series(
+                labels(&[
+                    ("__name__", "symbol_alias_info"),
+                    ("job", "trading"),
+                    ("alias", alias),
+                    ("note", note),
+                    ("city", city),
+                ]),
+                &samples,
+            )
+        })
+        .collect()
+    }
+
     pub fn sample_count(&self) -> usize {
         self.series.iter().map(|s| s.samples.len()).sum()
     }

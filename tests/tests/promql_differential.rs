@@ -394,6 +394,20 @@ fn cases(t: &Times) -> Vec<Case> {
     ] {
         add(q, Both);
     }
+    // Label values JSON and regexes must escape or decode.
+    for q in [
+        "symbol_alias_info",
+        r#"symbol_alias_info{city=~"東.*|Z.rich"}"#,
+        r#"symbol_alias_info{alias="BTC/USDT"}"#,
+        r#"symbol_alias_info{note=~".*\\n.*"}"#,
+        r#"symbol_alias_info{note=~".*\".*"}"#,
+        r#"label_replace(symbol_alias_info, "first", "$1", "city", "(.).*")"#,
+        r#"label_join(symbol_alias_info, "all", "|", "alias", "note", "city")"#,
+        r#"count_values("c", symbol_alias_info) * 0"#,
+        r#"sum by (city) (symbol_alias_info)"#,
+    ] {
+        add(q, Both);
+    }
     let mut ordered = |q: &str| list.push((q.to_string(), Instant, Order::Defined));
     ordered("sort(order_fill_ratio)");
     ordered("sort_desc(order_fill_ratio)");
@@ -616,6 +630,13 @@ fn meta_calls(t: &Times) -> Vec<Call> {
         // series' names and values; promgate lists only series with samples in the range.
         // `series` applies the range in both.
         get("/api/v1/label/nonexistent/values", &[], vec![]),
+        get("/api/v1/label/note/values", &[], vec![]),
+        get("/api/v1/label/city/values", &[], vec![]),
+        get(
+            "/api/v1/series",
+            &[r#"symbol_alias_info{city!="東京"}"#],
+            vec![],
+        ),
         get("/api/v1/label/symbol/values", &[], last5m()),
         get(
             "/api/v1/labels",
@@ -654,6 +675,7 @@ fn promql_answers_match_prometheus() {
     let end = (now_ms() - 20_000) / 1000 * 1000;
     let mut data = Dataset::generate(2, end, SPAN_MS);
     data.series.extend(Dataset::nan_gauges(end, SPAN_MS));
+    data.series.extend(Dataset::odd_labels(end, SPAN_MS));
     let bodies = data.requests(20_000);
 
     let pg_dir = tempfile::tempdir().expect("tempdir");
