@@ -6,14 +6,19 @@
 //!   share (readiness wait, logs, SIGKILL, CPU seconds from `/proc`).
 //! - [`payload`]: remote-write 1.0 and 2.0 request builders, snappy-encoded as senders send them.
 //! - [`http`]: a small blocking HTTP client and parsers for the query and export APIs.
+//! - [`trading`]: a deterministic trading-stack data set (counters with resets, gauges, classic
+//!   histograms, stale markers) for query tests and the query benchmark.
+//! - [`diff`]: the same Prometheus API call to two servers, answers compared.
 //!
 //! Nothing here is mocked: every test talks HTTP to a real process. Peers come from
 //! `scripts/setup.sh`; promgate from `cargo build -p gateway`.
 #![forbid(unsafe_code)]
 
+pub mod diff;
 pub mod http;
 pub mod payload;
 pub mod server;
+pub mod trading;
 
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
