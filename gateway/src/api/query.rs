@@ -49,6 +49,14 @@ fn timeout(p: &Params) -> Result<Duration, ApiError> {
     }
 }
 
+/// A query-parameter error as Prometheus words it: `invalid parameter "query": ...`.
+fn query_param_error(e: EvalError) -> ApiError {
+    match e {
+        EvalError::Parse(msg) => ApiError::bad_data(format!("invalid parameter \"query\": {msg}")),
+        other => eval_error(other),
+    }
+}
+
 fn eval_error(e: EvalError) -> ApiError {
     let kind = match &e {
         EvalError::Parse(_) => ErrorType::BadData,
@@ -93,7 +101,7 @@ pub async fn instant(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), &form);
     let query = p.get("query").unwrap_or("").to_string();
-    let expr = parse_expr(&query).map_err(eval_error)?;
+    let expr = parse_expr(&query).map_err(query_param_error)?;
     let ts = p.time_ms("time", now_ms())?;
     let value = evaluate(&state, timeout(&p)?, move |engine, store| {
         engine.instant(store, &expr, Timestamp(ts))
@@ -113,11 +121,13 @@ pub async fn range(
     let end = required_time(&p, "end")?;
     if end < start {
         return Err(ApiError::bad_data(
-            "end timestamp must not be before start time",
+            "invalid parameter \"end\": end timestamp must not be before start time",
         ));
     }
     let step = match p.get("step") {
         None | Some("") => return Err(ApiError::bad_data("invalid parameter \"step\": missing")),
+        // A negative number parses; it is refused below with Prometheus's words.
+        Some(v) if v.parse::<f64>().is_ok_and(|s| s < 0.0) => Duration::ZERO,
         Some(v) => parse_duration(v).ok_or_else(|| {
             ApiError::bad_data(format!(
                 "invalid parameter \"step\": cannot parse {v:?} to a valid duration"
@@ -126,7 +136,7 @@ pub async fn range(
     };
     if step.is_zero() {
         return Err(ApiError::bad_data(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
     let step_ms = step.as_millis() as i64;
@@ -136,7 +146,7 @@ pub async fn range(
         ));
     }
     let query = p.get("query").unwrap_or("").to_string();
-    let expr = parse_expr(&query).map_err(eval_error)?;
+    let expr = parse_expr(&query).map_err(query_param_error)?;
     let value = evaluate(&state, timeout(&p)?, move |engine, store| {
         engine.range(store, &expr, Timestamp(start), Timestamp(end), step)
     })
