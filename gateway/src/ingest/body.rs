@@ -80,6 +80,54 @@ pub fn negotiate(
     }
 }
 
+/// Most bytes of an oversized body read and thrown away so that the sender, still sending,
+/// receives the 413 (closing a socket with unread data resets the connection, and the answer
+/// with it). A body declared larger than this is refused without reading.
+pub const DRAIN_CAP: u64 = 256 << 20;
+
+/// Reads a request body of at most `limit` bytes. Past the limit the rest is drained (up to
+/// [`DRAIN_CAP`]) and the answer is 413 naming the limit.
+pub async fn read_capped(
+    body: axum::body::Body,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<bytes::Bytes, FramingError> {
+    use http_body_util::BodyExt;
+
+    let too_large = || {
+        FramingError::TooLarge(format!(
+            "request body over limits.max_body_bytes ({limit} bytes)"
+        ))
+    };
+    if declared.is_some_and(|d| d > DRAIN_CAP) {
+        return Err(too_large());
+    }
+    let mut body = body;
+    let mut buf =
+        bytes::BytesMut::with_capacity(declared.map_or(0, |d| d.min(limit as u64) as usize));
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(FramingError::Invalid(
+                "the request body could not be read".into(),
+            ));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen <= limit as u64 {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_CAP {
+            break;
+        }
+    }
+    if seen > limit as u64 {
+        return Err(too_large());
+    }
+    Ok(buf.freeze())
+}
+
 /// Decompresses a snappy block, refusing before allocation when its header declares more than
 /// `max` bytes.
 pub fn decompress_snappy(body: &[u8], max: usize) -> Result<Vec<u8>, FramingError> {

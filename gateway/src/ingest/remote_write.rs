@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 use rules_engine::model::METRIC_NAME;
 use rules_engine::{Label, Labels};
 
-use super::body::{FramingError, Protocol, decompress_snappy, negotiate};
+use super::body::{FramingError, Protocol, decompress_snappy, negotiate, read_capped};
 use super::decode::{Decoded, MetadataType, decode_v1, decode_v2, labels_as_str};
 use crate::app::AppState;
 use crate::store::head::{Head, series_key};
@@ -225,10 +225,12 @@ pub async fn remote_write(
     body: Body,
 ) -> Response {
     let header = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let content_length = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     match handle(
         &state,
         header(header::CONTENT_TYPE),
         header(header::CONTENT_ENCODING),
+        content_length,
         body,
     )
     .await
@@ -271,6 +273,7 @@ async fn handle(
     state: &AppState,
     content_type: Option<&str>,
     content_encoding: Option<&str>,
+    content_length: Option<u64>,
     body: Body,
 ) -> Result<(Protocol, WriteOutcome), WriteError> {
     let limits = &state.limits;
@@ -278,14 +281,9 @@ async fn handle(
     let store = state.store().ok_or_else(|| {
         WriteError::Unavailable("promgate is starting: the store is not open yet".into())
     })?;
-    let compressed = axum::body::to_bytes(body, limits.max_body_bytes)
+    let compressed = read_capped(body, content_length, limits.max_body_bytes)
         .await
-        .map_err(|_| {
-            WriteError::Framing(FramingError::TooLarge(format!(
-                "request body over limits.max_body_bytes ({} bytes)",
-                limits.max_body_bytes
-            )))
-        })?;
+        .map_err(WriteError::Framing)?;
     let raw =
         decompress_snappy(&compressed, limits.max_decoded_bytes).map_err(WriteError::Framing)?;
     let decoded = match protocol {
