@@ -13,15 +13,15 @@ cargo build --workspace --bins --locked
 export PROMGATE_BIN="$PWD/target/debug/promgate"
 cargo test --workspace --locked
 
-# PromQL conformance: Prometheus's own engine tests as promtool rule-test files (calibrated
-# on promtool 2.42), and promtool's own test fixtures with their expected exit codes. Each
-# exits non-zero on any failure.
-../shared/conformance/run.sh "$PROMGATE_BIN"
-../shared/conformance/run_upstream_promtool_tests.sh "$PROMGATE_BIN"
-
 # The shipped rule pack: promtool accepts it, and its unit tests pass in promgate and in the
 # real promtool alike.
 promtool check rules alerts.yaml
 "$PROMGATE_BIN" check rules alerts.yaml
 "$PROMGATE_BIN" test rules tests/rules/*.yml
 promtool test rules tests/rules/*.yml
+
+# PromQL conformance: Prometheus's own engine tests as promtool rule-test files (calibrated
+# on promtool 2.42), and promtool's own test fixtures with their expected exit codes. Each
+# exits non-zero on any failure.
+../shared/conformance/run.sh "$PROMGATE_BIN"
+../shared/conformance/run_upstream_promtool_tests.sh "$PROMGATE_BIN"
