@@ -13,6 +13,8 @@
 
 use rules_engine::Sample;
 
+use super::codec::{Cursor, put_varint, unzigzag, zigzag};
+
 /// Samples per chunk before a new one is started.
 pub const CHUNK_SAMPLES: u32 = 120;
 
@@ -27,22 +29,6 @@ struct Chunk {
     last_v: u64,
     last_delta: i64,
     bytes: Vec<u8>,
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 impl Chunk {
@@ -72,35 +58,21 @@ impl Chunk {
     }
 
     fn decode_into(&self, out: &mut Vec<Sample>) {
-        let b = &self.bytes;
-        let mut pos = 0;
-        // The chunk was written by `append`; a truncated varint cannot occur, but reading
-        // stops rather than panics if it ever did.
-        let varint = |pos: &mut usize| -> Option<u64> {
-            let mut v = 0u64;
-            for i in 0..10 {
-                let byte = *b.get(*pos)?;
-                *pos += 1;
-                v |= u64::from(byte & 0x7f) << (7 * i);
-                if byte < 0x80 {
-                    return Some(v);
-                }
-            }
-            None
-        };
+        // The chunk was written by `append`; a truncated one cannot occur, but reading stops
+        // rather than panics if it ever did.
+        let mut c = Cursor::new(&self.bytes, "chunk");
         let (mut t, mut delta, mut v) = (0i64, 0i64, 0u64);
         for i in 0..self.count {
-            let Some(raw) = varint(&mut pos) else { return };
+            let Ok(raw) = c.varint() else { return };
             if i == 0 {
                 t = unzigzag(raw);
             } else {
                 delta = delta.wrapping_add(unzigzag(raw));
                 t = t.wrapping_add(delta);
             }
-            let Some(&ctl) = b.get(pos) else { return };
-            pos += 1;
+            let Ok(ctl) = c.byte() else { return };
             if ctl != REPEAT {
-                let Some(x) = varint(&mut pos) else { return };
+                let Ok(x) = c.varint() else { return };
                 v ^= x << ctl;
             }
             out.push(Sample::new(t, f64::from_bits(v)));

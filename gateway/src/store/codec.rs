@@ -24,11 +24,11 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
@@ -66,6 +66,12 @@ impl<'a> Cursor<'a> {
             }
         }
         Err(self.corrupt())
+    }
+
+    pub fn byte(&mut self) -> Result<u8, CorruptBlob> {
+        let b = *self.buf.get(self.pos).ok_or_else(|| self.corrupt())?;
+        self.pos += 1;
+        Ok(b)
     }
 
     fn str(&mut self) -> Result<&'a str, CorruptBlob> {
