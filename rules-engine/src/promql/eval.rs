@@ -70,8 +70,9 @@ pub(crate) struct Evaluator<'a> {
 }
 
 /// A matrix argument resolved to series plus its window parameters.
-pub(crate) struct Windowed {
-    pub series: Vec<Series>,
+pub(crate) struct Windowed<'a> {
+    /// Borrowed from the prefetched data for a selector; owned for a subquery's result.
+    pub series: std::borrow::Cow<'a, [Series]>,
     pub range: i64,
     /// The current offset, `@` folded in as Prometheus does ([`super::offsets`]).
     pub offset: i64,
@@ -289,14 +290,15 @@ impl<'a> Evaluator<'a> {
         let w = self.windowed_selector(ms);
         let mut out = Vec::new();
         let (mint, maxt) = w.bounds(self.start);
-        for s in w.series {
-            let pts = window(&s.samples, mint, maxt);
+        for s in w.series.iter() {
+            let mut pts = Vec::new();
+            window_into(&s.samples, mint, maxt, &mut pts);
             for _ in &pts {
                 self.take_sample()?;
             }
             if !pts.is_empty() {
                 out.push(Series {
-                    labels: s.labels,
+                    labels: s.labels.clone(),
                     samples: pts,
                 });
             }
@@ -304,15 +306,18 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    pub(crate) fn windowed_selector(&self, ms: &MatrixSelector) -> Windowed {
+    pub(crate) fn windowed_selector(&self, ms: &MatrixSelector) -> Windowed<'a> {
         Windowed {
-            series: self.data.get(&ms.vs).to_vec(),
+            series: std::borrow::Cow::Borrowed(self.data.get(&ms.vs)),
             range: super::duration_ms(ms.range),
             offset: self.set.offsets.of_vs(&ms.vs),
         }
     }
 
-    pub(crate) fn windowed_subquery(&self, sq: &SubqueryExpr) -> Result<Windowed, EvalError> {
+    pub(crate) fn windowed_subquery(
+        &self,
+        sq: &SubqueryExpr,
+    ) -> Result<Windowed<'static>, EvalError> {
         let series = self.subquery(sq)?;
         // `evalSubquery`: with `@`, the result is read relative to this evaluator's start.
         let offset = match self.set.offsets.at(sq.at.as_ref()) {
@@ -320,7 +325,7 @@ impl<'a> Evaluator<'a> {
             None => self.set.offsets.of_sq(sq),
         };
         Ok(Windowed {
-            series,
+            series: std::borrow::Cow::Owned(series),
             range: super::duration_ms(sq.range),
             offset,
         })
@@ -414,7 +419,7 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-impl Windowed {
+impl Windowed<'_> {
     /// The window `[mint, maxt]` read at step `ts` (both ends included in Prometheus 2.42).
     pub(crate) fn bounds(&self, ts: i64) -> (i64, i64) {
         let maxt = ts.saturating_sub(self.offset);
@@ -430,16 +435,20 @@ fn unparen(e: &Expr) -> &Expr {
 }
 
 /// The non-stale samples with `mint <= t <= maxt`.
-pub(crate) fn window(samples: &[Sample], mint: i64, maxt: i64) -> Vec<Sample> {
+/// The samples in `[mint, maxt]` without staleness markers, into `out` (cleared first, so
+/// one buffer serves every step).
+pub(crate) fn window_into(samples: &[Sample], mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    out.clear();
     let lo = samples.partition_point(|s| s.t.0 < mint);
     let hi = samples.partition_point(|s| s.t.0 <= maxt);
-    samples
-        .get(lo..hi)
-        .unwrap_or(&[])
-        .iter()
-        .filter(|s| !is_stale_nan(s.v))
-        .copied()
-        .collect()
+    out.extend(
+        samples
+            .get(lo..hi)
+            .unwrap_or(&[])
+            .iter()
+            .filter(|s| !is_stale_nan(s.v))
+            .copied(),
+    );
 }
 
 pub(crate) const DUP_LABELSET: &str = "vector cannot contain metrics with the same labelset";

@@ -22,7 +22,7 @@ use promql_parser::parser::{Call, Expr};
 use self::labels::{LabelJoin, LabelReplace, absent_labels};
 use self::sort::go_sort;
 use super::EvalError;
-use super::eval::{El, Evaluator, Windowed, check_matrix_dups, window};
+use super::eval::{El, Evaluator, Windowed, check_matrix_dups, window_into};
 use super::plan::selector_matchers;
 use crate::model::{Labels, Sample};
 use crate::storage::Series;
@@ -119,7 +119,11 @@ fn range_call(
     }
     let mut out: Vec<Series> = Vec::new();
     let mut sc = vec![f64::NAN; scalars.len()];
-    for s in &w.series {
+    let mut win = Vec::new();
+    for s in w.series.iter() {
+        // Once per series: a series' steps are bounded work, and reading the clock per step
+        // showed up in profiles of range queries.
+        ev.check_stop()?;
         let labels = if name == "last_over_time" {
             s.labels.clone()
         } else {
@@ -128,9 +132,8 @@ fn range_call(
         let mut pts = Vec::new();
         let base = ev.cur();
         for (step, ts) in ev.steps().enumerate() {
-            ev.check_stop()?;
             let (mint, maxt) = w.bounds(ts);
-            let win = window(&s.samples, mint, maxt);
+            window_into(&s.samples, mint, maxt, &mut win);
             if base.saturating_add(win.len()) > ev.set.max_samples {
                 return Err(EvalError::TooManySamples);
             }
