@@ -58,6 +58,11 @@ impl Chunk {
     }
 
     fn decode_into(&self, out: &mut Vec<Sample>) {
+        self.decode_range(i64::MIN, i64::MAX, out);
+    }
+
+    /// Appends the samples in `[start, end]`, decoding no further than `end`.
+    fn decode_range(&self, start: i64, end: i64, out: &mut Vec<Sample>) {
         // The chunk was written by `append`; a truncated one cannot occur, but reading stops
         // rather than panics if it ever did.
         let mut c = Cursor::new(&self.bytes, "chunk");
@@ -70,12 +75,17 @@ impl Chunk {
                 delta = delta.wrapping_add(unzigzag(raw));
                 t = t.wrapping_add(delta);
             }
+            if t > end {
+                return;
+            }
             let Ok(ctl) = c.byte() else { return };
             if ctl != REPEAT {
                 let Ok(x) = c.varint() else { return };
                 v ^= x << ctl;
             }
-            out.push(Sample::new(t, f64::from_bits(v)));
+            if t >= start {
+                out.push(Sample::new(t, f64::from_bits(v)));
+            }
         }
     }
 
@@ -239,15 +249,7 @@ impl SampleBuf {
         }
         let first = self.chunks.partition_point(|c| c.max_t < start);
         for c in self.chunks[first..].iter().take_while(|c| c.min_t <= end) {
-            let from = out.len();
-            c.decode_into(&mut out);
-            if c.min_t < start || c.max_t > end {
-                let tail: Vec<Sample> = out
-                    .drain(from..)
-                    .filter(|x| x.t.0 >= start && x.t.0 <= end)
-                    .collect();
-                out.extend(tail);
-            }
+            c.decode_range(start, end, &mut out);
         }
         out
     }

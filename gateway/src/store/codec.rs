@@ -55,7 +55,14 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, CorruptBlob> {
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.pos).ok_or_else(|| self.corrupt())?;
@@ -68,6 +75,7 @@ impl<'a> Cursor<'a> {
         Err(self.corrupt())
     }
 
+    #[inline]
     pub fn byte(&mut self) -> Result<u8, CorruptBlob> {
         let b = *self.buf.get(self.pos).ok_or_else(|| self.corrupt())?;
         self.pos += 1;
