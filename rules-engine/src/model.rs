@@ -89,12 +89,16 @@ pub enum LabelsError {
 
 /// A label set: sorted by name, names unique, no empty values (an empty value means the label
 /// is absent, as in Prometheus).
+///
+/// Shared behind an `Arc`: the engine hands a series' labels to every step of a range query
+/// and a clone is a reference count, not a copy of the strings; the few methods that change a
+/// set copy it first when it is shared.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(std::sync::Arc<Vec<Label>>);
 
 impl Labels {
-    pub const fn empty() -> Self {
-        Self(Vec::new())
+    pub fn empty() -> Self {
+        Self::default()
     }
 
     /// Builds a label set from pairs in any order. Empty values are dropped; a repeated name
@@ -105,7 +109,7 @@ impl Labels {
         if let Some(w) = pairs.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(LabelsError::Duplicate(w[0].name.clone()));
         }
-        Ok(Self(pairs))
+        Ok(Self(pairs.into()))
     }
 
     /// Builds a label set from `(name, value)` pairs; see [`Labels::new`].
@@ -120,7 +124,7 @@ impl Labels {
     pub fn from_sorted(pairs: Vec<Label>) -> Self {
         debug_assert!(pairs.windows(2).all(|w| w[0].name < w[1].name));
         debug_assert!(pairs.iter().all(|l| !l.value.is_empty()));
-        Self(pairs)
+        Self(pairs.into())
     }
 
     pub fn len(&self) -> usize {
@@ -140,7 +144,7 @@ impl Labels {
     }
 
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        std::sync::Arc::unwrap_or_clone(self.0)
     }
 
     /// The value of `name`, if the label is present.
@@ -160,18 +164,19 @@ impl Labels {
     pub fn set(&mut self, name: &str, value: &str) {
         match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                std::sync::Arc::make_mut(&mut self.0).remove(i);
             }
-            Ok(i) => value.clone_into(&mut self.0[i].value),
+            Ok(i) if self.0[i].value == value => {}
+            Ok(i) => value.clone_into(&mut std::sync::Arc::make_mut(&mut self.0)[i].value),
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, Label::new(name, value)),
+            Err(i) => std::sync::Arc::make_mut(&mut self.0).insert(i, Label::new(name, value)),
         }
     }
 
     /// Removes `name` if present.
     pub fn remove(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            self.0.remove(i);
+            std::sync::Arc::make_mut(&mut self.0).remove(i);
         }
     }
 
@@ -189,7 +194,8 @@ impl Labels {
                 .iter()
                 .filter(|l| names.iter().any(|n| n.as_ref() == l.name))
                 .cloned()
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         )
     }
 
@@ -200,7 +206,8 @@ impl Labels {
                 .iter()
                 .filter(|l| !names.iter().any(|n| n.as_ref() == l.name))
                 .cloned()
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         )
     }
 
@@ -215,7 +222,7 @@ impl Labels {
     /// process, used to key series maps.
     pub fn fingerprint(&self) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for l in &self.0 {
+        for l in self.0.iter() {
             h.update(l.name.as_bytes());
             h.update(&[0xff]);
             h.update(l.value.as_bytes());

@@ -6,8 +6,6 @@
 //! avg, Welford for stddev/stdvar; 2.42 has no Kahan summation here), the same heap discipline
 //! for topk/bottomk (Go's `container/heap`), and the same group order (first seen).
 
-use std::collections::HashMap;
-
 use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
     T_STDVAR, T_SUM, T_TOPK, TokenId,
@@ -142,7 +140,7 @@ fn aggregate(
     }
 
     let mut groups: Vec<Group> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::new();
     for s in vec {
         let metric = if op == T_COUNT_VALUES {
             let mut m = s.labels.clone();

@@ -10,8 +10,6 @@
 //! evaluator in charge ([`super::offsets`]), and step-invariant subtrees are evaluated once and
 //! repeated ([`super::invariant`]); nested `@` subqueries depend on both.
 
-use std::collections::HashMap;
-
 use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
 
 use super::plan::{Prefetched, offset_ms};
@@ -372,7 +370,8 @@ impl<'a> Evaluator<'a> {
         let mut cursors: Vec<Vec<usize>> = mats.iter().map(|m| vec![0; m.len()]).collect();
         let mut vecs: Vec<Vec<El>> = vec![Vec::new(); mats.len()];
         let mut out: Vec<Series> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        // Keyed per output element and step: hashbrown's hasher, not SipHash.
+        let mut index: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::new();
         let mut temp = self.cur();
         let mut total_out = 0usize;
         for ts in self.steps() {
