@@ -58,8 +58,9 @@ pub enum Target {
     /// Resolved by the caller against the head.
     Known(Arc<MemSeries>),
     /// Not in the head when the caller looked: created by the writer (after the series
-    /// limits) unless an earlier write created it meanwhile.
-    New(Labels),
+    /// limits) unless an earlier write created it meanwhile. The key is the caller's, so the
+    /// writer does not compute it again.
+    New(Labels, head::SeriesKey),
 }
 
 /// One series' samples in a [`WriteBatch`].
@@ -408,7 +409,10 @@ impl Appender for Store {
             let start = batch.samples.len() as u32;
             batch.samples.extend_from_slice(&s.samples);
             batch.entries.push(Entry {
-                target: Target::New(s.labels),
+                target: {
+                    let key = head::SeriesKey::of(&s.labels);
+                    Target::New(s.labels, key)
+                },
                 samples: start..batch.samples.len() as u32,
             });
         }

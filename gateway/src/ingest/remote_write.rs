@@ -26,7 +26,7 @@ use rules_engine::{Label, Labels};
 use super::body::{FramingError, Protocol, decompress_snappy, negotiate, read_capped};
 use super::decode::{Decoded, MetadataType, decode_v1, decode_v2, labels_as_str};
 use crate::app::AppState;
-use crate::store::head::{Head, series_key};
+use crate::store::head::{Head, SeriesKey, series_key};
 use crate::store::{Entry, MetricMetadata, Target, WriteBatch, WriteOutcome};
 use crate::validate::{
     LimitsConfig, LintMode, Reason, Rejections, check_labels, describe_pairs, lint_metric_name,
@@ -440,7 +440,13 @@ pub fn prepare(
                 }
                 let labels =
                     Labels::from_sorted(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect());
-                Target::New(labels)
+                Target::New(
+                    labels,
+                    SeriesKey {
+                        bytes: scratch.clone(),
+                        hash,
+                    },
+                )
             }
         };
         let start = p.batch.samples.len() as u32;

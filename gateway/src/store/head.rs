@@ -105,6 +105,7 @@ pub fn series_key<'a>(
 }
 
 /// A label set's canonical key bytes and hash, computed once per new series.
+#[derive(Debug, Clone)]
 pub struct SeriesKey {
     pub bytes: Vec<u8>,
     pub hash: u64,
@@ -214,13 +215,6 @@ impl Head {
         HeadReader(self.index.read())
     }
 
-    pub fn lookup_key(&self, key: &SeriesKey, labels: usize) -> Option<Arc<MemSeries>> {
-        self.index
-            .read()
-            .lookup(key.hash, &key.bytes, labels)
-            .cloned()
-    }
-
     pub fn get(&self, id: SeriesId) -> Option<Arc<MemSeries>> {
         self.index.read().by_id.get(&id).cloned()
     }
@@ -231,6 +225,27 @@ impl Head {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The series with this key, or (under the same lock) the counts the series limits need:
+    /// series in total, with its metric name, with its `job`.
+    pub fn lookup_or_counts(
+        &self,
+        key: &SeriesKey,
+        labels: &Labels,
+    ) -> Result<Arc<MemSeries>, (usize, usize, usize)> {
+        let ix = self.index.read();
+        if let Some(s) = ix.lookup(key.hash, &key.bytes, labels.len()) {
+            return Ok(s.clone());
+        }
+        let count = |map: &FastMap<Box<str>, usize>, k: Option<&str>| {
+            k.and_then(|k| map.get(k)).copied().unwrap_or(0)
+        };
+        Err((
+            ix.by_id.len(),
+            count(&ix.per_metric, labels.metric_name()),
+            count(&ix.per_job, labels.get("job")),
+        ))
     }
 
     /// Active series with this metric name and with this `job`.

@@ -40,7 +40,7 @@ fn batch(series: &[(&Labels, &[(i64, f64)])]) -> WriteBatch {
         b.samples
             .extend(samples.iter().map(|&(t, v)| Sample::new(t, v)));
         b.entries.push(Entry {
-            target: Target::New((*l).clone()),
+            target: Target::New((*l).clone(), crate::store::head::SeriesKey::of(l)),
             samples: start..b.samples.len() as u32,
         });
     }

@@ -432,8 +432,11 @@ impl Writer {
             let resolved = match entry.target {
                 Target::Known(s) if !s.is_retired() => Ok(s),
                 // Retention retired it after the caller resolved it: create it again.
-                Target::Known(s) => self.resolve_new(s.labels.clone(), undo, &mut out)?,
-                Target::New(labels) => self.resolve_new(labels, undo, &mut out)?,
+                Target::Known(s) => {
+                    let key = SeriesKey::of(&s.labels);
+                    self.resolve_new(s.labels.clone(), key, undo, &mut out)?
+                }
+                Target::New(labels, key) => self.resolve_new(labels, key, undo, &mut out)?,
             };
             let series = match resolved {
                 Ok(s) => s,
@@ -524,18 +527,15 @@ impl Writer {
     fn resolve_new(
         &mut self,
         labels: rules_engine::Labels,
+        key: SeriesKey,
         undo: &mut Vec<Undo>,
         out: &mut WriteOutcome,
     ) -> Result<Resolved, StoreError> {
-        let key = SeriesKey::of(&labels);
-        if let Some(s) = self.head.lookup_key(&key, labels.len()) {
-            return Ok(Ok(s));
-        }
+        let (total, per_metric, per_job) = match self.head.lookup_or_counts(&key, &labels) {
+            Ok(s) => return Ok(Ok(s)),
+            Err(counts) => counts,
+        };
         let l = &self.limits;
-        let total = self.head.len();
-        let (per_metric, per_job) = self
-            .head
-            .counts_for(labels.metric_name(), labels.get("job"));
         let over = if l.max_series > 0 && total >= l.max_series {
             Some((
                 Reason::series_limit,
