@@ -262,24 +262,34 @@ pub fn write_label_set(f: &mut impl fmt::Write, labels: &[Label]) -> fmt::Result
     f.write_str("}")
 }
 
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, how Prometheus's API prints an alert's value:
-/// shortest round-trip mantissa, exponent signed and at least two digits (`2e-01`).
-pub fn format_go_float_e(v: f64) -> String {
+/// How Go prints a non-finite float (`NaN`, `+Inf`, `-Inf`); `None` for a finite one.
+pub fn go_nonfinite(v: f64) -> Option<&'static str> {
     if v.is_nan() {
-        return "NaN".into();
+        Some("NaN")
+    } else if v.is_infinite() {
+        Some(if v > 0.0 { "+Inf" } else { "-Inf" })
+    } else {
+        None
     }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+}
+
+/// Go's `strconv.FormatFloat(v, 'e' or 'E', -1, 64)`: shortest round-trip mantissa, exponent
+/// signed and at least two digits (`2e-01`). Prometheus's API prints alert values with `'e'`,
+/// promtool prints samples with `'E'`.
+pub fn format_go_float_exp(v: f64, letter: char) -> String {
+    if let Some(s) = go_nonfinite(v) {
+        return s.into();
     }
     let s = format!("{v:e}");
     let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exp.abs())
+    format!("{mantissa}{letter}{sign}{:02}", exp.abs())
+}
+
+/// [`format_go_float_exp`] with `'e'`, as the API prints an alert's value.
+pub fn format_go_float_e(v: f64) -> String {
+    format_go_float_exp(v, 'e')
 }
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, how Prometheus prints sample values (the HTTP

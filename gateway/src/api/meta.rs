@@ -17,12 +17,6 @@ use crate::app::AppState;
 use crate::store::Store;
 use crate::store::head::MemSeries;
 
-fn store(state: &AppState) -> Result<Arc<Store>, ApiError> {
-    state
-        .store()
-        .ok_or_else(|| ApiError::unavailable("promgate is starting: the store is not open yet"))
-}
-
 /// The series `match[]` selects (all series when absent) that have samples in the range.
 fn matching(store: &Store, p: &Params) -> Result<Vec<Arc<MemSeries>>, ApiError> {
     let start = p.time_ms("start", i64::MIN)?;
@@ -54,7 +48,7 @@ pub async fn labels(
     form: Bytes,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), &form);
-    let store = store(&state)?;
+    let store = super::open_store(&state)?;
     let names: BTreeSet<String> = matching(&store, &p)?
         .iter()
         .flat_map(|s| s.labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
@@ -72,7 +66,7 @@ pub async fn label_values(
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
     let p = Params::parse(q.as_deref(), &[]);
-    let store = store(&state)?;
+    let store = super::open_store(&state)?;
     let values: BTreeSet<String> = matching(&store, &p)?
         .iter()
         .filter_map(|s| s.labels.get(&name).map(str::to_string))
@@ -102,7 +96,7 @@ pub async fn metadata(
         )
         .filter(|l| *l >= 0),
     };
-    let store = store(&state)?;
+    let store = super::open_store(&state)?;
     let all = store.metadata();
     let mut out: BTreeMap<&str, Vec<MetadataEntry<'_>>> = BTreeMap::new();
     for (metric, md) in &all {
@@ -172,7 +166,7 @@ pub async fn tsdb_status(
             ApiError::bad_data(format!("limit must be a positive number, got {v:?}"))
         })?,
     };
-    let store = store(&state)?;
+    let store = super::open_store(&state)?;
     let series = store.head().all();
     let (mut by_metric, mut pairs, mut bytes) = (HashMap::new(), HashMap::new(), HashMap::new());
     let mut values: HashMap<String, BTreeSet<String>> = HashMap::new();

@@ -77,9 +77,7 @@ async fn evaluate(
     deadline: Duration,
     run: impl FnOnce(&Engine, &crate::store::Store) -> Result<Value, EvalError> + Send + 'static,
 ) -> Result<Value, ApiError> {
-    let store = state
-        .store()
-        .ok_or_else(|| ApiError::unavailable("promgate is starting: the store is not open yet"))?;
+    let store = super::open_store(state)?;
     let started = Instant::now();
     let engine = Engine::new(EvalLimits::default()).with_stop_check(Arc::new(move || {
         (started.elapsed() > deadline).then_some(Stop::Timeout)

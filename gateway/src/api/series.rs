@@ -17,12 +17,6 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::store::Store;
 
-fn store(state: &AppState) -> Result<Arc<Store>, ApiError> {
-    state
-        .store()
-        .ok_or_else(|| ApiError::unavailable("promgate is starting: the store is not open yet"))
-}
-
 fn range(p: &Params) -> Result<TimeRange, ApiError> {
     let start = p.time_ms("start", i64::MIN)?;
     let end = p.time_ms("end", i64::MAX)?;
@@ -71,7 +65,7 @@ pub async fn series(
     form: Bytes,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), &form);
-    let store = store(&state)?;
+    let store = super::open_store(&state)?;
     let series = select_union(&store, &p, false)?;
     let data: Vec<BTreeMap<&str, &str>> = series.iter().map(|s| labels_json(&s.labels)).collect();
     Ok(success(data))
@@ -99,7 +93,7 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref(), &form);
     let raw_bits = matches!(p.get("raw_bits"), Some("1" | "true"));
-    let store = store(&state)?;
+    let store = super::open_store(&state)?;
     let series = select_union(&store, &p, true)?;
     let mut body = String::new();
     for s in &series {

@@ -24,7 +24,7 @@ use self::sort::go_sort;
 use super::EvalError;
 use super::eval::{El, Evaluator, Windowed, check_matrix_dups, window_into};
 use super::plan::selector_matchers;
-use crate::model::{Labels, Sample};
+use crate::model::{Labels, Sample, format_go_float_exp, go_nonfinite};
 use crate::storage::Series;
 
 fn unparen(e: &Expr) -> &Expr {
@@ -363,54 +363,23 @@ fn instant_call(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Vec<Se
 
 /// Go's `%v` for a float64 (`strconv.FormatFloat(f, 'g', -1, 64)`).
 pub fn go_fmt_v(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
+    if let Some(s) = go_nonfinite(f) {
+        return s.into();
     }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let (mantissa, exp) = split_exp(f);
-    if !(-4..6).contains(&exp) {
-        format!(
-            "{mantissa}e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
-    } else {
+    let exp: i32 = format!("{f:e}")
+        .split_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    if (-4..6).contains(&exp) {
         format!("{f}")
+    } else {
+        format_go_float_exp(f, 'e')
     }
 }
 
 /// Go's `strconv.FormatFloat(f, 'E', -1, 64)`, as promtool prints sample values.
 pub fn go_fmt_e(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let (mantissa, exp) = split_exp(f);
-    format!(
-        "{mantissa}E{}{:02}",
-        if exp < 0 { '-' } else { '+' },
-        exp.abs()
-    )
-}
-
-fn split_exp(f: f64) -> (String, i32) {
-    let s = format!("{f:e}");
-    match s.split_once('e') {
-        Some((m, e)) => (m.to_string(), e.parse().unwrap_or(0)),
-        None => (s, 0),
-    }
+    format_go_float_exp(f, 'E')
 }
 
 #[cfg(test)]
