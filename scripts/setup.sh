@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what promgate's end-to-end tests and ingest benchmark need: the real peers from
-# Debian's packages (Prometheus 2.42 with promtool, VictoriaMetrics single node and vmagent)
+# Debian's packages (Prometheus 2.42 with promtool, Alertmanager 0.25, Pushgateway 1.5,
+# VictoriaMetrics single node and vmagent), a Python virtualenv at target/py with the PyPI
+# packages the tests drive (prometheus_client as a pushing job, aiosmtpd as the SMTP server),
 # and checks the Rust toolchain. Idempotent: when everything is present it only checks, in well under a
 # second. Fails (non-zero, with the reason) when a peer cannot be installed.
 #
@@ -22,10 +24,13 @@ note() { echo "setup.sh: $*"; }
 declare -A BIN=(
   [prometheus]=/usr/bin/prometheus
   [victoria-metrics]=/usr/bin/victoria-metrics
+  [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
+  [prometheus-pushgateway]=/usr/bin/prometheus-pushgateway
 )
 # Services the packages ship, and their default ports.
-SERVICES=(prometheus victoria-metrics prometheus-node-exporter)
-DEFAULT_PORTS=(9090 8428 9100)
+SERVICES=(prometheus victoria-metrics prometheus-node-exporter prometheus-alertmanager
+  prometheus-pushgateway)
+DEFAULT_PORTS=(9090 8428 9100 9093 9091)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -112,4 +117,22 @@ fi
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found: the Rust toolchain is required"
 
-note "ok: $prom_version; victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics)"
+# Python packages from PyPI, in a virtualenv of the project's own (the tests find it at
+# target/py/bin/python3, or at $PROMGATE_PYTHON).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY_ENV="$ROOT/target/py"
+PY_PKGS=(prometheus_client==0.21.1 aiosmtpd==1.4.6)
+if ! "$PY_ENV/bin/python3" -c 'import prometheus_client, aiosmtpd' >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || die "python3 not found (needed for the Python client and SMTP tests)"
+  note "creating $PY_ENV with ${PY_PKGS[*]} (pip)"
+  python3 -m venv "$PY_ENV" || die "python3 -m venv $PY_ENV failed (install python3-venv)"
+  "$PY_ENV/bin/python3" -m pip install -q --disable-pip-version-check "${PY_PKGS[@]}" ||
+    die "pip install ${PY_PKGS[*]} failed"
+  "$PY_ENV/bin/python3" -c 'import prometheus_client, aiosmtpd' || die "python packages do not import"
+fi
+am_version=$(/usr/bin/prometheus-alertmanager --version 2>&1 | head -n1) ||
+  die "/usr/bin/prometheus-alertmanager does not run: $am_version"
+pgw_version=$(/usr/bin/prometheus-pushgateway --version 2>&1 | head -n1) ||
+  die "/usr/bin/prometheus-pushgateway does not run: $pgw_version"
+
+note "ok: $prom_version; $am_version; $pgw_version; victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics)"
