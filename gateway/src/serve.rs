@@ -129,6 +129,7 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
         external_labels: rules_engine::Labels::from_pairs(config.external_labels.clone())
             .unwrap_or_default(),
         external_url: config.external_url.clone(),
+        server_url: Some(config.external_url.clone()),
     };
     let rules = Arc::new(RuleManager::new(
         config.evaluation_interval,

@@ -18,6 +18,7 @@ pub mod model;
 pub mod promql;
 pub mod rules;
 pub mod storage;
+pub mod template;
 pub mod unittest;
 
 pub use model::{Label, Labels, LabelsError, Sample, Timestamp};

@@ -56,6 +56,31 @@ pub struct AlertingRule {
     pub keep_firing_for_ms: i64,
     pub labels: Labels,
     pub annotations: RawLabels,
+    /// `labels` and `annotations` parsed as templates.
+    pub templates: std::sync::Arc<template::AlertTemplates>,
+}
+
+impl AlertingRule {
+    pub fn new(
+        alert: String,
+        expr: Expr,
+        for_ms: i64,
+        keep_firing_for_ms: i64,
+        labels: Labels,
+        annotations: RawLabels,
+    ) -> Self {
+        let templates =
+            std::sync::Arc::new(template::AlertTemplates::new(&alert, &labels, &annotations));
+        AlertingRule {
+            alert,
+            expr,
+            for_ms,
+            keep_firing_for_ms,
+            labels,
+            annotations,
+            templates,
+        }
+    }
 }
 
 /// A sorted list of label pairs that, unlike [`Labels`], keeps empty values: Prometheus's

@@ -63,14 +63,29 @@ fn fixtures() -> tempfile::TempDir {
     let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerts.yaml");
     std::fs::copy(pack, dir.path().join("alerts.yaml")).expect("copy the pack");
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    for f in std::fs::read_dir(&tests).expect("tests/rules") {
+    copy_rule_tests(&tests, dir.path());
+    w(
+        "bad_template.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: Bad\n        expr: up == 0\n        labels:\n          sev: '{{ nofunc }}'\n        annotations:\n          a: '{{ if }}'\n          b: '{{ tmpl \"x\" . }}'\n          c: 'fine {{ $labels.x }}'\n",
+    );
+    dir
+}
+
+/// Copies `tests/rules` (and its `fixtures/`), pointing the tests at the copied pack.
+fn copy_rule_tests(from: &Path, to: &Path) {
+    for f in std::fs::read_dir(from).expect("read dir") {
         let f = f.expect("entry").path();
+        let dest = to.join(f.file_name().expect("name"));
+        if f.is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+            copy_rule_tests(&f, &dest);
+            continue;
+        }
         let text = std::fs::read_to_string(&f)
             .expect("read")
             .replace("../../alerts.yaml", "alerts.yaml");
-        std::fs::write(dir.path().join(f.file_name().expect("name")), text).expect("write");
+        std::fs::write(dest, text).expect("write");
     }
-    dir
 }
 
 #[test]
@@ -83,6 +98,8 @@ fn check_rules_matches_promtool() {
     same(&["check", "rules", "--lint=none", "dup.yml"], d);
     same(&["check", "rules", "bad_duration.yml"], d);
     same(&["check", "rules", "bad_expr.yml"], d);
+    same(&["check", "rules", "bad_template.yml"], d);
+    same(&["check", "rules", "fixtures/templates.yml"], d);
     same(
         &["check", "rules", "empty.yml", "alerts.yaml", "dup.yml"],
         d,
@@ -111,6 +128,14 @@ fn test_rules_matches_promtool() {
         );
     std::fs::write(d.join("failing_test.yml"), failing).expect("write");
     same(&["test", "rules", "failing_test.yml"], d);
+    // Templates: Go's template language and Prometheus's functions, expanded alike; a wrong
+    // expectation prints the same report, every expansion (and error text) included.
+    same(&["test", "rules", "templates_test.yml"], d);
+    let failing = std::fs::read_to_string(d.join("templates_test.yml"))
+        .expect("read")
+        .replace("with: \"none|eth\"", "with: \"none|ETH\"");
+    std::fs::write(d.join("failing_templates_test.yml"), failing).expect("write");
+    same(&["test", "rules", "failing_templates_test.yml"], d);
 }
 
 /// `--run` (promtool 2.42 has no such flag; later promtool versions do) runs only the test

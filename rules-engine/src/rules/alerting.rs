@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::template::{TemplateData, expand};
+use super::template::{QueryFn, TemplateData};
 use super::{AlertingRule, RawLabels};
 use crate::model::{Labels, METRIC_NAME};
 
@@ -48,7 +48,11 @@ pub struct Alert {
 #[derive(Clone, Debug, Default)]
 pub struct AlertContext {
     pub external_labels: Labels,
+    /// `$externalURL`.
     pub external_url: String,
+    /// What the `externalURL` and `pathPrefix` template functions return; `None` in rule unit
+    /// tests, as in promtool (see [`super::template::TemplateData::server_url`]).
+    pub server_url: Option<String>,
 }
 
 /// The active alerts of one alerting rule.
@@ -94,6 +98,7 @@ impl AlertRuleState {
         ts: i64,
         result: &[(Labels, f64)],
         limit: usize,
+        query: Option<QueryFn<'_>>,
     ) -> Result<Vec<(Labels, f64)>, String> {
         let mut current: HashMap<Labels, Alert> = HashMap::with_capacity(result.len());
         for (metric, v) in result {
@@ -102,15 +107,18 @@ impl AlertRuleState {
                 external_labels: &ctx.external_labels,
                 external_url: &ctx.external_url,
                 value: *v,
+                query,
+                server_url: ctx.server_url.as_deref(),
             };
+            let (labels, annotations) = rule.templates.expand(&data);
             let mut lbs = metric.without_metric_name();
-            for l in &rule.labels {
-                lbs.set(&l.name, &expand(&l.value, &rule.alert, &data));
+            for (name, value) in labels {
+                lbs.set(name, &value);
             }
             lbs.set("alertname", &rule.alert);
             let mut ann = RawLabels::default();
-            for a in &rule.annotations {
-                ann.set(&a.name, &expand(&a.value, &rule.alert, &data));
+            for (name, value) in annotations {
+                ann.set(name, &value);
             }
             if current.contains_key(&lbs) {
                 return Err(
@@ -213,14 +221,14 @@ mod tests {
     use super::*;
 
     fn rule(for_ms: i64) -> AlertingRule {
-        AlertingRule {
-            alert: "A".into(),
-            expr: Expr::from(promql_parser::parser::VectorSelector::from("up")),
+        AlertingRule::new(
+            "A".into(),
+            Expr::from(promql_parser::parser::VectorSelector::from("up")),
             for_ms,
-            keep_firing_for_ms: 0,
-            labels: Labels::from_pairs([("severity", "page")]).unwrap(),
-            annotations: RawLabels::from_pairs([("summary", "{{ $labels.job }} down")]),
-        }
+            0,
+            Labels::from_pairs([("severity", "page")]).unwrap(),
+            RawLabels::from_pairs([("summary", "{{ $labels.job }} down")]),
+        )
     }
 
     fn firing(s: &AlertRuleState) -> usize {
@@ -239,13 +247,13 @@ mod tests {
         let mut s = AlertRuleState::default();
         s.restore(key.clone(), 1_000);
         // Active since 1s, evaluated at 90s: `for` (60s) has elapsed, so it fires at once.
-        s.step(&r, &ctx, 90_000, &[(metric, 1.0)], 0).unwrap();
+        s.step(&r, &ctx, 90_000, &[(metric, 1.0)], 0, None).unwrap();
         let a = s.active_alerts().next().unwrap();
         assert_eq!((a.state, a.active_at), (AlertState::Firing, 1_000));
         // A restored alert whose condition is gone is dropped.
         let mut s = AlertRuleState::default();
         s.restore(key, 1_000);
-        s.step(&r, &ctx, 90_000, &[], 0).unwrap();
+        s.step(&r, &ctx, 90_000, &[], 0, None).unwrap();
         assert_eq!(s.active_alerts().count(), 0);
     }
 
@@ -256,17 +264,17 @@ mod tests {
         let mut s = AlertRuleState::default();
         let up = Labels::from_pairs([("__name__", "up"), ("job", "j")]).unwrap();
         let v = vec![(up, 0.0)];
-        let out = s.step(&r, &ctx, 0, &v, 0).unwrap();
+        let out = s.step(&r, &ctx, 0, &v, 0, None).unwrap();
         assert_eq!(firing(&s), 0);
         assert_eq!(out[0].0.get("alertstate"), Some("pending"));
-        s.step(&r, &ctx, 60_000, &v, 0).unwrap();
+        s.step(&r, &ctx, 60_000, &v, 0, None).unwrap();
         assert_eq!(firing(&s), 0, "never firing before `for` has elapsed");
-        s.step(&r, &ctx, 120_000, &v, 0).unwrap();
+        s.step(&r, &ctx, 120_000, &v, 0, None).unwrap();
         assert_eq!(firing(&s), 1);
         let a = s.active_alerts().next().unwrap();
         assert_eq!(a.annotations.get("summary"), Some("j down"));
         assert_eq!(a.labels.get("severity"), Some("page"));
-        let out = s.step(&r, &ctx, 180_000, &[], 0).unwrap();
+        let out = s.step(&r, &ctx, 180_000, &[], 0, None).unwrap();
         assert!(out.is_empty());
         assert_eq!(s.active_alerts().count(), 0);
     }

@@ -202,14 +202,35 @@ pub fn parse_rule_file(src: &str, file: &str) -> Result<Vec<RuleGroup>, Vec<Rule
                         fail(e);
                         0
                     });
-                rules.push(Rule::Alerting(AlertingRule {
+                let annotations = r.annotations.unwrap_or_default();
+                let mut template_errors = Vec::new();
+                for (kind, map) in [
+                    ("label", r.labels.as_ref()),
+                    ("annotation", Some(&annotations)),
+                ] {
+                    for (k, v) in map.into_iter().flatten() {
+                        if let Err(e) = super::template::check(&alert, v) {
+                            template_errors.push(format!("{kind} {k:?}: {e}"));
+                        }
+                    }
+                }
+                for e in template_errors {
+                    // Prometheus reports these without a position.
+                    errs.push(RuleFileError(format!(
+                        "group {:?}, rule {}, {:?}: {e}",
+                        g.name,
+                        ri + 1,
+                        name
+                    )));
+                }
+                rules.push(Rule::Alerting(AlertingRule::new(
                     alert,
                     expr,
                     for_ms,
                     keep_firing_for_ms,
-                    labels: labels_of(r.labels),
-                    annotations: super::RawLabels::from_pairs(r.annotations.unwrap_or_default()),
-                }));
+                    labels_of(r.labels),
+                    super::RawLabels::from_pairs(annotations),
+                )));
             }
         }
         groups.push(RuleGroup {

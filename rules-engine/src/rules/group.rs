@@ -214,7 +214,20 @@ fn eval_rule(
             }
             out
         }
-        Rule::Alerting(a) => state.alerts.step(a, ctx, ts, &vec, limit)?,
+        Rule::Alerting(a) => {
+            let query = |text: &str| -> Result<Vec<(Labels, f64)>, String> {
+                let expr = crate::promql::parse_expr(text).map_err(|e| e.to_string())?;
+                match eng
+                    .instant(q, &expr, Timestamp(ts))
+                    .map_err(|e| e.to_string())?
+                {
+                    Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+                    Value::Scalar(s) => Ok(vec![(Labels::empty(), s.v)]),
+                    _ => Err("rule result is not a vector or scalar".into()),
+                }
+            };
+            state.alerts.step(a, ctx, ts, &vec, limit, Some(&query))?
+        }
     };
     let seen: HashSet<Labels> = out.iter().map(|(l, _)| l.clone()).collect();
     let mut series: Vec<Series> = out

@@ -1,15 +1,33 @@
-//! Alert label and annotation templates: a small subset of Go's `text/template` as Prometheus
-//! uses it (`template/template.go@v2.42.0`): text with `{{ ... }}` actions (`{{-`/`-}}` trim
-//! whitespace) whose pipelines combine `$labels.<name>` / `.Labels.<name>`, `$value` /
-//! `.Value`, `$externalLabels.<name>` / `.ExternalLabels.<name>`, `$externalURL` /
-//! `.ExternalURL`, string and number literals, and the functions `humanize`, `humanize1024`,
-//! `humanizePercentage`, `humanizeDuration`, `printf`, `print`, `toUpper`, `toLower` and
-//! `title` (control structures such as `if`/`range` are not supported). Anything else expands to
-//! Prometheus's `<error expanding template: ...>` text, so an unsupported template is visible
-//! rather than silently wrong.
+//! Alert label and annotation templates as Prometheus 2.42 expands them
+//! (`template/template.go`, `rules/alerting.go`): Go templates (our [`crate::template`] engine)
+//! over `.Labels`, `.ExternalLabels`, `.ExternalURL` and `.Value`, with the `$labels`,
+//! `$externalLabels`, `$externalURL` and `$value` variables prepended as Prometheus prepends
+//! them (so error positions match), `missingkey=zero`, and Prometheus's function map: `query`,
+//! `first`, `label`, `value`, `strvalue`, `sortByLabel`, `args`, `reReplaceAll`, `safeHtml`,
+//! `match`, `title`, `toUpper`, `toLower`, `graphLink`, `tableLink`, `stripPort`,
+//! `stripDomain`, the `humanize*` family, `toTime`, `pathPrefix`, `externalURL` and
+//! `parseDuration`. Like Prometheus's text expansion it has no `tmpl` (that exists only in
+//! console templates): a rule using it fails to load here as it does in Prometheus, so rule
+//! files stay portable between the two.
+//!
+//! Templates are parsed once when the rule is loaded, not at every expansion as Prometheus
+//! does; a text without `{{` is used as is.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use regex::Regex;
+
+use super::RawLabels;
 use crate::model::Labels;
-use crate::promql::functions::go_fmt_v;
+use crate::template::gofmt::sprintf;
+use crate::template::{Elem, Funcs, Param, Params, Template, Value, query_escape};
+
+/// Prometheus prepends these to every alert template.
+const DEFS: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
+
+/// Runs an instant query at the evaluation time for the `query` function.
+pub type QueryFn<'a> = &'a dyn Fn(&str) -> Result<Vec<(Labels, f64)>, String>;
 
 /// What a template can refer to.
 pub struct TemplateData<'a> {
@@ -17,246 +35,430 @@ pub struct TemplateData<'a> {
     pub external_labels: &'a Labels,
     pub external_url: &'a str,
     pub value: f64,
+    /// `None` where no engine is at hand: `query` then fails with an error.
+    pub query: Option<QueryFn<'a>>,
+    /// What the `externalURL` and `pathPrefix` functions see: the server's external URL.
+    /// promtool has none (its functions then fail with Go's nil-pointer error) while
+    /// `$externalURL` is the test's `external_url`; `None` reproduces that.
+    pub server_url: Option<&'a str>,
 }
 
-/// Expands `text`; on an unsupported construct returns Prometheus's error text.
-pub fn expand(text: &str, name: &str, data: &TemplateData<'_>) -> String {
-    match try_expand(text, data) {
-        Ok(s) => s,
-        Err(e) => format!("<error expanding template: template: __alert_{name}:1: {e}>"),
+enum Compiled {
+    /// No action: the text is the result.
+    Plain(String),
+    Parsed(Template),
+    /// Cannot happen for a rule that passed loading; kept so expansion reports it as
+    /// Prometheus would.
+    Invalid(String),
+}
+
+/// Names and expanded values.
+pub type Expanded<'a> = Vec<(&'a str, String)>;
+
+/// An alerting rule's label and annotation templates, parsed.
+pub struct AlertTemplates {
+    name: String,
+    labels: Vec<(String, Compiled)>,
+    annotations: Vec<(String, Compiled)>,
+}
+
+impl std::fmt::Debug for AlertTemplates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertTemplates")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
-fn try_expand(text: &str, data: &TemplateData<'_>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let mut lit = &rest[..open];
-        let mut action = &rest[open + 2..];
-        if action.starts_with("- ") || action.starts_with("-\t") || action.starts_with("-\n") {
-            lit = lit.trim_end();
-            action = &action[1..];
-        }
-        out.push_str(lit);
-        let close = action
-            .find("}}")
-            .ok_or_else(|| "unclosed action".to_string())?;
-        let mut inner = &action[..close];
-        let mut after = &action[close + 2..];
-        if inner.ends_with(" -") || inner.ends_with("\t-") || inner.ends_with("\n-") {
-            inner = &inner[..inner.len() - 1];
-            after = after.trim_start();
-        }
-        out.push_str(&pipeline(inner.trim(), data)?);
-        rest = after;
+fn compile(name: &str, text: &str) -> Compiled {
+    if !text.contains("{{") {
+        return Compiled::Plain(text.to_string());
     }
-    out.push_str(rest);
-    Ok(out)
-}
-
-enum Val {
-    Str(String),
-    Num(f64),
-}
-
-impl Val {
-    fn render(self) -> String {
-        match self {
-            Val::Str(s) => s,
-            Val::Num(f) => go_fmt_v(f),
-        }
+    let funcs = PromFuncs::for_parsing();
+    match Template::from_text(name, &format!("{DEFS}{text}"), &funcs) {
+        Ok(t) => Compiled::Parsed(t),
+        Err(e) => Compiled::Invalid(format!("error parsing template {name}: {e}")),
     }
 }
 
-/// Splits a pipeline stage into words, keeping quoted strings whole (quotes included).
-fn words(st: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = st.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '"' || c == '`' {
-            cur.push(c);
-            loop {
-                let Some(n) = chars.next() else {
-                    return Err("unterminated quoted string".into());
-                };
-                cur.push(n);
-                if n == '\\' && c == '"' {
-                    if let Some(e) = chars.next() {
-                        cur.push(e);
-                    }
-                    continue;
-                }
-                if n == c {
-                    break;
-                }
-            }
-        } else if c.is_whitespace() {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-        } else {
-            cur.push(c);
+/// Checks that `text` parses as an alert template of rule `alert`; the error is Go's.
+pub fn check(alert: &str, text: &str) -> Result<(), String> {
+    if !text.contains("{{") {
+        return Ok(());
+    }
+    let funcs = PromFuncs::for_parsing();
+    Template::from_text(
+        &format!("__alert_{alert}"),
+        &format!("{DEFS}{text}"),
+        &funcs,
+    )
+    .map(|_| ())
+    .map_err(|e| e.0)
+}
+
+impl AlertTemplates {
+    pub fn new(alert: &str, labels: &Labels, annotations: &RawLabels) -> Self {
+        let name = format!("__alert_{alert}");
+        AlertTemplates {
+            labels: labels
+                .iter()
+                .map(|l| (l.name.clone(), compile(&name, &l.value)))
+                .collect(),
+            annotations: annotations
+                .iter()
+                .map(|l| (l.name.clone(), compile(&name, &l.value)))
+                .collect(),
+            name,
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    Ok(out)
-}
 
-fn split_pipes(p: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut quote) = (0, None);
-    let b = p.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match (quote, b[i]) {
-            (None, b'"' | b'`') => quote = Some(b[i]),
-            (Some(b'"'), b'\\') => i += 1,
-            (Some(q), c) if c == q => quote = None,
-            (None, b'|') => {
-                out.push(p[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(p[start..].trim());
-    out
-}
-
-fn pipeline(p: &str, data: &TemplateData<'_>) -> Result<String, String> {
-    if p.starts_with("/*") && p.ends_with("*/") {
-        return Ok(String::new());
-    }
-    let mut v: Option<Val> = None;
-    for st in split_pipes(p) {
-        let w = words(st)?;
-        let Some((head, rest)) = w.split_first() else {
-            return Err(format!("missing value for command in {p:?}"));
-        };
-        let mut args = rest
+    /// The rule's labels and annotations expanded for one alert.
+    pub fn expand(&self, data: &TemplateData<'_>) -> (Expanded<'_>, Expanded<'_>) {
+        let needs_data = self
+            .labels
             .iter()
-            .map(|a| operand(a, data))
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(prev) = v.take() {
-            args.push(prev);
-        }
-        v = Some(if is_function(head) {
-            call(head, args)?
-        } else if args.is_empty() {
-            operand(head, data)?
+            .chain(&self.annotations)
+            .any(|(_, c)| matches!(c, Compiled::Parsed(_)));
+        let dot = if needs_data {
+            alert_data(data)
         } else {
-            return Err(format!("can't give argument to non-function {head}"));
-        });
+            Value::Nil
+        };
+        let funcs = PromFuncs {
+            server_url: data.server_url,
+            query: data.query,
+        };
+        let run = |c: &Compiled| match c {
+            Compiled::Plain(s) => s.clone(),
+            Compiled::Parsed(t) => match t.execute(&self.name, &dot, &funcs) {
+                Ok(s) => s,
+                Err(e) => format!(
+                    "<error expanding template: error executing template {}: {e}>",
+                    self.name
+                ),
+            },
+            Compiled::Invalid(e) => format!("<error expanding template: {e}>"),
+        };
+        (
+            self.labels
+                .iter()
+                .map(|(n, c)| (n.as_str(), run(c)))
+                .collect(),
+            self.annotations
+                .iter()
+                .map(|(n, c)| (n.as_str(), run(c)))
+                .collect(),
+        )
     }
-    Ok(v.map(Val::render).unwrap_or_default())
 }
 
-fn is_function(name: &str) -> bool {
-    matches!(
-        name,
-        "humanize"
-            | "humanize1024"
-            | "humanizePercentage"
-            | "humanizeDuration"
-            | "printf"
-            | "print"
-            | "toUpper"
-            | "toLower"
-            | "title"
+fn str_map(l: &Labels) -> Value {
+    Value::str_map(l.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+}
+
+/// Prometheus's `AlertTemplateData`: an anonymous struct.
+fn alert_data(d: &TemplateData<'_>) -> Value {
+    Value::structure(
+        "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }",
+        false,
+        vec![
+            ("Labels", str_map(d.labels)),
+            ("ExternalLabels", str_map(d.external_labels)),
+            ("ExternalURL", Value::from(d.external_url)),
+            ("Value", Value::Float(d.value)),
+        ],
     )
 }
 
-fn num(v: &Val) -> Result<f64, String> {
-    match v {
-        Val::Num(f) => Ok(*f),
-        Val::Str(s) => s.trim().parse::<f64>().map_err(|e| e.to_string()),
+const SAMPLE: &str = "*template.sample";
+const QUERY_RESULT: &str = "template.queryResult";
+
+fn sample(labels: &Labels, v: f64) -> Value {
+    Value::structure(
+        SAMPLE,
+        true,
+        vec![("Labels", str_map(labels)), ("Value", Value::Float(v))],
+    )
+}
+
+/// Prometheus's template functions, bound to one expansion.
+struct PromFuncs<'a> {
+    server_url: Option<&'a str>,
+    query: Option<QueryFn<'a>>,
+}
+
+impl PromFuncs<'static> {
+    fn for_parsing() -> Self {
+        PromFuncs {
+            server_url: None,
+            query: None,
+        }
     }
 }
 
-fn one(name: &str, args: Vec<Val>) -> Result<Val, String> {
-    let n = args.len();
-    args.into_iter()
-        .next()
-        .filter(|_| n == 1)
-        .ok_or_else(|| format!("wrong number of args for {name}: want 1 got {n}"))
-}
+const NIL_POINTER: &str = "runtime error: invalid memory address or nil pointer dereference";
 
-fn call(name: &str, args: Vec<Val>) -> Result<Val, String> {
-    match name {
-        "humanize" => humanize(one(name, args)?),
-        "humanize1024" => {
-            let v = num(&one(name, args)?)?;
-            if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
-                return Ok(Val::Str(go_g4(v)));
+const STR1: Params = Params::fixed(&[Param::Str]);
+const ANY1: Params = Params::fixed(&[Param::Any]);
+
+impl Funcs for PromFuncs<'_> {
+    fn params(&self, name: &str) -> Option<Params> {
+        Some(match name {
+            "query" | "safeHtml" | "title" | "toUpper" | "toLower" | "graphLink" | "tableLink"
+            | "stripPort" | "stripDomain" | "parseDuration" => STR1,
+            "first" | "value" | "strvalue" | "humanize" | "humanize1024" | "humanizeDuration"
+            | "humanizePercentage" | "humanizeTimestamp" | "toTime" => ANY1,
+            "label" | "sortByLabel" => Params::fixed(&[Param::Str, Param::Any]),
+            "args" => Params::variadic(&[], Param::Any),
+            "reReplaceAll" => Params::fixed(&[Param::Str, Param::Str, Param::Str]),
+            "match" => Params::fixed(&[Param::Str, Param::Str]),
+            "pathPrefix" | "externalURL" => Params::fixed(&[]),
+            _ => return None,
+        })
+    }
+
+    fn call(&self, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        let s = |i: usize| args.get(i).and_then(Value::as_str).unwrap_or_default();
+        Ok(match name {
+            "query" => {
+                let q = self.query.ok_or("no query engine available")?;
+                let rows = q(s(0))?;
+                Value::List(
+                    Arc::new(rows.iter().map(|(l, v)| sample(l, *v)).collect()),
+                    QUERY_RESULT,
+                )
             }
-            let (mut x, mut i) = (v, 0);
-            let p = ["", "ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"];
-            while x.abs() >= 1024.0 && i < p.len() - 1 {
-                x /= 1024.0;
-                i += 1;
+            "first" => match &args[0] {
+                Value::List(l, QUERY_RESULT) => l
+                    .first()
+                    .cloned()
+                    .ok_or("first() called on vector with no elements")?,
+                other => return Err(wrong_type(QUERY_RESULT, other)),
+            },
+            "label" => Value::from(
+                sample_field(&args[1], "Labels")
+                    .and_then(|l| match l {
+                        Value::Map(m, _) => Some(
+                            m.get(s(0))
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                        ),
+                        _ => None,
+                    })
+                    .ok_or_else(|| wrong_type(SAMPLE, &args[1]))?,
+            ),
+            "value" => {
+                sample_field(&args[0], "Value").ok_or_else(|| wrong_type(SAMPLE, &args[0]))?
             }
-            Ok(Val::Str(format!("{}{}", go_g4(x), p[i])))
-        }
-        "humanizePercentage" => Ok(Val::Str(format!(
-            "{}%",
-            go_g4(num(&one(name, args)?)? * 100.0)
-        ))),
-        "humanizeDuration" => humanize_duration(num(&one(name, args)?)?),
-        "toUpper" => Ok(Val::Str(one(name, args)?.render().to_uppercase())),
-        "toLower" => Ok(Val::Str(one(name, args)?.render().to_lowercase())),
-        "title" => {
-            let s = one(name, args)?.render();
-            let mut out = String::with_capacity(s.len());
-            let mut start = true;
-            for c in s.chars() {
-                if start && c.is_alphabetic() {
-                    out.extend(c.to_uppercase());
-                } else {
-                    out.push(c);
+            "strvalue" => Value::from(
+                sample_field(&args[0], "Labels")
+                    .and_then(|l| match l {
+                        Value::Map(m, _) => Some(
+                            m.get("__value__")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                        ),
+                        _ => None,
+                    })
+                    .ok_or_else(|| wrong_type(SAMPLE, &args[0]))?,
+            ),
+            "sortByLabel" => match &args[1] {
+                Value::List(l, QUERY_RESULT) => {
+                    let mut v = l.as_ref().clone();
+                    let key = |x: &Value| {
+                        sample_field(x, "Labels")
+                            .and_then(|m| match m {
+                                Value::Map(m, _) => {
+                                    m.get(s(0)).and_then(Value::as_str).map(str::to_string)
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or_default()
+                    };
+                    v.sort_by_key(key);
+                    Value::List(Arc::new(v), QUERY_RESULT)
                 }
-                start = !c.is_alphanumeric() && c != '_' && c != '\'';
+                other => return Err(wrong_type(QUERY_RESULT, other)),
+            },
+            "args" => Value::Map(
+                Arc::new(
+                    args.iter()
+                        .enumerate()
+                        .map(|(i, a)| (format!("arg{i}"), a.clone()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                Elem::Any,
+            ),
+            "reReplaceAll" => {
+                let re =
+                    Regex::new(s(0)).map_err(|e| format!("regexp: Compile({:?}): {e}", s(0)))?;
+                Value::from(re.replace_all(s(2), s(1)).into_owned())
             }
-            Ok(Val::Str(out))
-        }
-        "print" => Ok(Val::Str(
-            args.into_iter()
-                .map(Val::render)
-                .collect::<Vec<_>>()
-                .join(""),
-        )),
-        "printf" => {
-            let mut it = args.into_iter();
-            let fmt = it.next().ok_or("wrong number of args for printf")?.render();
-            printf(&fmt, it.collect())
-        }
-        _ => Err(format!("function {name:?} not defined")),
+            "match" => {
+                let re = Regex::new(s(0)).map_err(|e| format!("error parsing regexp: {e}"))?;
+                Value::Bool(re.is_match(s(1)))
+            }
+            "safeHtml" => Value::Html(s(0).into()),
+            "title" => Value::from(go_title(s(0))),
+            "toUpper" => Value::from(s(0).to_uppercase()),
+            "toLower" => Value::from(s(0).to_lowercase()),
+            "graphLink" => Value::from(format!("/graph?g0.expr={}&g0.tab=0", query_escape(s(0)))),
+            "tableLink" => Value::from(format!("/graph?g0.expr={}&g0.tab=1", query_escape(s(0)))),
+            "stripPort" => Value::from(strip_port(s(0)).0),
+            "stripDomain" => Value::from(strip_domain(s(0))),
+            "humanize" => Value::from(humanize(to_float(&args[0])?)),
+            "humanize1024" => Value::from(humanize1024(to_float(&args[0])?)),
+            "humanizeDuration" => Value::from(humanize_duration(to_float(&args[0])?)),
+            "humanizePercentage" => Value::from(sprintf(
+                "%.4g%%",
+                &[Value::Float(to_float(&args[0])? * 100.0)],
+            )),
+            "humanizeTimestamp" => {
+                let v = to_float(&args[0])?;
+                if v.is_nan() || v.is_infinite() {
+                    Value::from(g4(v))
+                } else {
+                    Value::from(crate::template::go_time_string(float_to_nanos(v)?))
+                }
+            }
+            "toTime" => {
+                let v = to_float(&args[0])?;
+                if v.is_nan() || v.is_infinite() {
+                    return Err("value is NaN or Inf".into());
+                }
+                Value::Time(float_to_nanos(v)?)
+            }
+            "pathPrefix" => Value::from(url_path(self.server_url.ok_or(NIL_POINTER)?)),
+            "externalURL" => Value::from(self.server_url.ok_or(NIL_POINTER)?),
+            "parseDuration" => {
+                let ms = crate::duration::parse_model_duration(s(0))?;
+                Value::Float(ms as f64 / 1000.0)
+            }
+            _ => return Err(format!("{name:?} is not a defined function")),
+        })
     }
 }
 
-fn humanize_duration(v: f64) -> Result<Val, String> {
+fn wrong_type(want: &str, got: &Value) -> String {
+    format!(
+        "wrong type for value; expected {want}; got {}",
+        got.type_name()
+    )
+}
+
+fn sample_field(v: &Value, field: &str) -> Option<Value> {
+    match v {
+        Value::Struct(s) if s.type_name == SAMPLE => s
+            .fields
+            .iter()
+            .find(|(n, _)| *n == field)
+            .map(|(_, v)| v.clone()),
+        _ => None,
+    }
+}
+
+/// Prometheus's `convertToFloat`.
+fn to_float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Int(i) => Ok(*i as f64),
+        Value::Str(s) => parse_go_float(s)
+            .ok_or_else(|| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax")),
+        other => Err(format!("can't convert {} to float", other.type_name())),
+    }
+}
+
+/// Go's `strconv.ParseFloat(s, 64)` for the decimal forms and Go's spellings of infinity.
+fn parse_go_float(s: &str) -> Option<f64> {
+    let lower = s.to_ascii_lowercase();
+    let body = lower.trim_start_matches(['+', '-']);
+    if matches!(body, "inf" | "infinity" | "nan")
+        || !body.contains(char::is_alphabetic)
+        || body.contains('e')
+    {
+        return s.parse::<f64>().ok();
+    }
+    None
+}
+
+fn float_to_nanos(v: f64) -> Result<i64, String> {
+    let ns = v * 1e9;
+    if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
+        return Err(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            crate::promql::functions::go_fmt_v(v)
+        ));
+    }
+    Ok(ns as i64)
+}
+
+/// Go's `%.4g`.
+fn g4(v: f64) -> String {
+    sprintf("%.4g", &[Value::Float(v)])
+}
+
+fn humanize(v: f64) -> String {
+    if v == 0.0 || v.is_nan() || v.is_infinite() {
+        return g4(v);
+    }
+    let (mut x, mut prefix) = (v, "");
+    if v.abs() >= 1.0 {
+        for p in ["k", "M", "G", "T", "P", "E", "Z", "Y"] {
+            if x.abs() < 1000.0 {
+                break;
+            }
+            prefix = p;
+            x /= 1000.0;
+        }
+    } else {
+        for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+            if x.abs() >= 1.0 {
+                break;
+            }
+            prefix = p;
+            x *= 1000.0;
+        }
+    }
+    format!("{}{prefix}", g4(x))
+}
+
+fn humanize1024(v: f64) -> String {
+    if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
+        return g4(v);
+    }
+    let (mut x, mut prefix) = (v, "");
+    for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
+        if x.abs() < 1024.0 {
+            break;
+        }
+        prefix = p;
+        x /= 1024.0;
+    }
+    format!("{}{prefix}", g4(x))
+}
+
+fn humanize_duration(v: f64) -> String {
     if v.is_nan() || v.is_infinite() {
-        return Ok(Val::Str(go_g4(v)));
+        return g4(v);
     }
     if v == 0.0 {
-        return Ok(Val::Str(format!("{}s", go_g4(v))));
+        return format!("{}s", g4(v));
     }
     if v.abs() >= 1.0 {
         let (sign, v) = if v < 0.0 { ("-", -v) } else { ("", v) };
         let d = crate::promql::functions::time::go_f64_to_i64(v);
         let (secs, mins, hours, days) = (d % 60, (d / 60) % 60, (d / 3600) % 24, d / 86_400);
-        return Ok(Val::Str(if days != 0 {
+        return if days != 0 {
             format!("{sign}{days}d {hours}h {mins}m {secs}s")
         } else if hours != 0 {
             format!("{sign}{hours}h {mins}m {secs}s")
         } else if mins != 0 {
             format!("{sign}{mins}m {secs}s")
         } else {
-            format!("{sign}{}s", go_g4(v))
-        }));
+            format!("{sign}{}s", g4(v))
+        };
     }
     let (mut x, mut prefix) = (v, "");
     for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
@@ -266,159 +468,63 @@ fn humanize_duration(v: f64) -> Result<Val, String> {
         prefix = p;
         x *= 1000.0;
     }
-    Ok(Val::Str(format!("{}{prefix}s", go_g4(x))))
+    format!("{}{prefix}s", g4(x))
 }
 
-/// Go's `fmt.Sprintf` for the verbs alert templates use: `%s %v %d %f %e %g %q %%`, with an
-/// optional width and precision.
-fn printf(fmt: &str, args: Vec<Val>) -> Result<Val, String> {
-    let mut out = String::new();
-    let mut args = args.into_iter();
-    let mut chars = fmt.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
+/// Go's deprecated `strings.Title`: the first letter of each word upper-cased, where words are
+/// separated by anything but letters, digits and `_`.
+fn go_title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep {
+            out.extend(c.to_uppercase());
+        } else {
             out.push(c);
-            continue;
         }
-        let mut width = String::new();
-        while let Some(d) = chars.peek().copied().filter(|d| d.is_ascii_digit()) {
-            width.push(d);
-            chars.next();
-        }
-        let mut prec: Option<usize> = None;
-        if chars.peek() == Some(&'.') {
-            chars.next();
-            let mut p = String::new();
-            while let Some(d) = chars.peek().copied().filter(|d| d.is_ascii_digit()) {
-                p.push(d);
-                chars.next();
-            }
-            prec = Some(p.parse().unwrap_or(0));
-        }
-        let Some(verb) = chars.next() else {
-            out.push_str("%!(NOVERB)");
-            break;
-        };
-        if verb == '%' {
-            out.push('%');
-            continue;
-        }
-        let Some(arg) = args.next() else {
-            out.push_str(&format!("%!{verb}(MISSING)"));
-            continue;
-        };
-        let s = match (verb, &arg) {
-            ('s' | 'v', _) => arg.render(),
-            ('q', _) => format!("{:?}", arg.render()),
-            ('d', Val::Num(f)) => format!("%!d(float64={})", go_fmt_v(*f)),
-            ('d', Val::Str(x)) => format!("%!d(string={x})"),
-            ('f' | 'F', Val::Num(f)) => format!("{f:.*}", prec.unwrap_or(6)),
-            ('e', Val::Num(f)) => go_exp_fmt(*f, prec.unwrap_or(6)),
-            ('g', Val::Num(f)) => match prec {
-                Some(4) => go_g4(*f),
-                _ => go_fmt_v(*f),
-            },
-            _ => return Err(format!("unsupported printf verb %{verb}")),
-        };
-        let w: usize = width.parse().unwrap_or(0);
-        out.push_str(&format!("{s:>w$}"));
+        prev_sep = !(c.is_alphanumeric() || c == '_') && (c.is_ascii() || c.is_whitespace());
     }
-    Ok(Val::Str(out))
+    out
 }
 
-fn go_exp_fmt(f: f64, prec: usize) -> String {
-    let s = format!("{f:.prec$e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let exp: i32 = e.parse().unwrap_or(0);
-            format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+/// Go's `net.SplitHostPort`; `None` for the port when `s` is not `host:port`.
+fn strip_port(s: &str) -> (String, Option<String>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((host, port)) = rest.split_once("]:")
+            && !host.contains(']')
+        {
+            return (host.to_string(), Some(port.to_string()));
         }
-        None => s,
+        return (s.to_string(), None);
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host.to_string(), Some(port.to_string())),
+        _ => (s.to_string(), None),
     }
 }
 
-fn operand(x: &str, data: &TemplateData<'_>) -> Result<Val, String> {
-    let field = |prefix: &str| x.strip_prefix(prefix).filter(|n| !n.is_empty());
-    if let Some(n) = field("$labels.").or_else(|| field(".Labels.")) {
-        return Ok(Val::Str(data.labels.get(n).unwrap_or("").to_string()));
+fn strip_domain(s: &str) -> String {
+    let (host, port) = strip_port(s);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return s.to_string();
     }
-    if let Some(n) = field("$externalLabels.").or_else(|| field(".ExternalLabels.")) {
-        return Ok(Val::Str(
-            data.external_labels.get(n).unwrap_or("").to_string(),
-        ));
-    }
-    match x {
-        "$value" | ".Value" => Ok(Val::Num(data.value)),
-        "$externalURL" | ".ExternalURL" => Ok(Val::Str(data.external_url.to_string())),
-        _ if x.starts_with('`') && x.ends_with('`') && x.len() >= 2 => {
-            Ok(Val::Str(x[1..x.len() - 1].to_string()))
-        }
-        _ if x.starts_with('"') && x.ends_with('"') && x.len() >= 2 => {
-            let mut out = String::new();
-            let mut it = x[1..x.len() - 1].chars();
-            while let Some(c) = it.next() {
-                if c != '\\' {
-                    out.push(c);
-                    continue;
-                }
-                match it.next() {
-                    Some('n') => out.push('\n'),
-                    Some('t') => out.push('\t'),
-                    Some(e) => out.push(e),
-                    None => {}
-                }
-            }
-            Ok(Val::Str(out))
-        }
-        _ => x
-            .parse::<f64>()
-            .map(Val::Num)
-            .map_err(|_| format!("unsupported operand {x:?}")),
+    let host = host.split('.').next().unwrap_or_default();
+    match port {
+        Some(p) if host.contains(':') => format!("[{host}]:{p}"),
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
     }
 }
 
-/// Prometheus's `humanize`: SI prefixes, 4 significant digits.
-fn humanize(v: Val) -> Result<Val, String> {
-    let f = match v {
-        Val::Num(f) => f,
-        Val::Str(s) => s.parse::<f64>().map_err(|e| e.to_string())?,
-    };
-    if f == 0.0 || f.is_nan() || f.is_infinite() {
-        return Ok(Val::Str(format!("{:.4}", go_fmt_v(f))));
-    }
-    let big = ["", "k", "M", "G", "T", "P", "E", "Z", "Y"];
-    let small = ["", "m", "u", "n", "p", "f", "a", "z", "y"];
-    let (mut x, mut i) = (f, 0);
-    if f.abs() >= 1.0 {
-        while x.abs() >= 1000.0 && i < big.len() - 1 {
-            x /= 1000.0;
-            i += 1;
+/// The path of a URL (`http://host:9090/prom` → `/prom`).
+fn url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    match after_scheme.find('/') {
+        Some(i) => {
+            let p = &after_scheme[i..];
+            p.split(['?', '#']).next().unwrap_or_default().to_string()
         }
-        Ok(Val::Str(format!("{}{}", go_g4(x), big[i])))
-    } else {
-        while x.abs() < 1.0 && i < small.len() - 1 {
-            x *= 1000.0;
-            i += 1;
-        }
-        Ok(Val::Str(format!("{}{}", go_g4(x), small[i])))
-    }
-}
-
-/// Go's `%.4g`.
-fn go_g4(x: f64) -> String {
-    let s = format!("{:.3e}", x);
-    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = e.parse().unwrap_or(0);
-    if !(-4..4).contains(&exp) {
-        let m = m.trim_end_matches('0').trim_end_matches('.');
-        return format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-    }
-    let decimals = usize::try_from(3 - exp).unwrap_or(0);
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
+        None => String::new(),
     }
 }
 
@@ -426,30 +532,110 @@ fn go_g4(x: f64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn expands_labels_and_value() {
-        let labels = Labels::from_pairs([("instance", "h:1"), ("job", "j")]).unwrap();
-        let ext = Labels::empty();
-        let d = TemplateData {
+    fn expand_one(text: &str, value: f64) -> String {
+        let labels =
+            Labels::from_pairs([("__name__", "up"), ("instance", "h:1"), ("job", "j")]).unwrap();
+        let ext = Labels::from_pairs([("cluster", "c1")]).unwrap();
+        let query = |q: &str| -> Result<Vec<(Labels, f64)>, String> {
+            match q {
+                "up" => Ok(vec![
+                    (Labels::from_pairs([("instance", "b")]).unwrap(), 2.0),
+                    (Labels::from_pairs([("instance", "a")]).unwrap(), 1.0),
+                ]),
+                _ => Ok(vec![]),
+            }
+        };
+        let data = TemplateData {
             labels: &labels,
             external_labels: &ext,
-            external_url: "http://x",
-            value: 1.5,
+            external_url: "http://prom.example:9090/prefix",
+            value,
+            query: Some(&query),
+            server_url: Some("http://prom.example:9090/prefix"),
         };
+        let t = AlertTemplates::new("A", &Labels::empty(), &RawLabels::from_pairs([("x", text)]));
+        let (_, ann) = t.expand(&data);
+        ann.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+    }
+
+    #[test]
+    fn prometheus_functions() {
         assert_eq!(
-            expand(
-                "{{ $labels.instance }} of {{$labels.job}} = {{ $value }} ({{ $labels.nope }})",
-                "A",
-                &d
+            expand_one(
+                "{{ $labels.instance }} {{ $value }} {{ $externalLabels.cluster }}",
+                1.5
             ),
-            "h:1 of j = 1.5 ()"
+            "h:1 1.5 c1"
         );
-        assert_eq!(expand("{{ humanize 1234567.0 }}", "A", &d), "1.235M");
-        assert_eq!(expand("a {{- \" b\" -}} c", "A", &d), "a bc");
-        assert!(expand("{{ range . }}", "A", &d).starts_with("<error expanding template"));
-        assert_eq!(expand("{{ $value | humanizePercentage }}", "A", &d), "150%");
-        assert_eq!(expand("{{ printf \"%.2f\" $value }}", "A", &d), "1.50");
-        assert_eq!(expand("{{ humanizeDuration 3725 }}", "A", &d), "1h 2m 5s");
-        assert_eq!(expand("{{ $labels.job | toUpper }}", "A", &d), "J");
+        assert_eq!(expand_one("{{ humanize 1234567.0 }}", 0.0), "1.235M");
+        assert_eq!(
+            expand_one("{{ $value | humanizePercentage }}", 0.1234),
+            "12.34%"
+        );
+        assert_eq!(expand_one("{{ humanizeDuration 3725 }}", 0.0), "1h 2m 5s");
+        assert_eq!(expand_one("{{ humanize1024 1048576 }}", 0.0), "1Mi");
+        assert_eq!(
+            expand_one("{{ humanizeTimestamp 1435065584.128 }}", 0.0),
+            "2015-06-23 13:19:44.128 +0000 UTC"
+        );
+        assert_eq!(
+            expand_one(
+                "{{ range query \"up\" | sortByLabel \"instance\" }}{{ .Labels.instance }}={{ .Value }} {{ end }}",
+                0.0
+            ),
+            "a=1 b=2 "
+        );
+        assert_eq!(
+            expand_one(
+                "{{ with query \"up\" }}{{ . | first | value }}{{ end }}",
+                0.0
+            ),
+            "2"
+        );
+        assert_eq!(
+            expand_one("{{ query \"up\" | first | label \"instance\" }}", 0.0),
+            "b"
+        );
+        assert_eq!(
+            expand_one("{{ query \"nothing\" | first }}", 0.0),
+            "<error expanding template: error executing template __alert_A: template: __alert_A:1:133: executing \"__alert_A\" at <first>: error calling first: first() called on vector with no elements>"
+        );
+        assert_eq!(
+            expand_one(
+                "{{ reReplaceAll \"h:(.*)\" \"port $1\" $labels.instance }}",
+                0.0
+            ),
+            "port 1"
+        );
+        assert_eq!(
+            expand_one("{{ if match \"^h\" $labels.instance }}yes{{ end }}", 0.0),
+            "yes"
+        );
+        assert_eq!(
+            expand_one("{{ pathPrefix }} {{ externalURL }}", 0.0),
+            "/prefix http://prom.example:9090/prefix"
+        );
+        assert_eq!(
+            expand_one("{{ \"hello world\" | title }} {{ stripPort \"h:1\" }}", 0.0),
+            "Hello World h"
+        );
+        assert_eq!(
+            expand_one(
+                "{{ with args 1 \"x\" }}{{ .arg1 }}{{ .arg0 }}{{ end }}",
+                0.0
+            ),
+            "x1"
+        );
+        assert_eq!(expand_one("{{ parseDuration \"1m30s\" }}", 0.0), "90");
+        assert_eq!(expand_one("plain", 0.0), "plain");
+    }
+
+    #[test]
+    fn parse_errors_are_reported_at_load() {
+        assert_eq!(
+            check("A", "{{ tmpl \"x\" . }}").unwrap_err(),
+            "template: __alert_A:1: function \"tmpl\" not defined"
+        );
+        assert!(check("A", "{{ $labels.x }}").is_ok());
     }
 }

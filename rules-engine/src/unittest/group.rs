@@ -164,6 +164,7 @@ pub(super) fn run_group(
     let ctx = AlertContext {
         external_labels: Labels::from_pairs(tg.external_labels.clone()).unwrap_or_default(),
         external_url: tg.external_url.clone(),
+        server_url: None,
     };
     let mut curr = 0usize;
     let mut ts = 0i64;
