@@ -120,10 +120,21 @@ fn aligned(now: i64, interval: i64, offset: i64) -> i64 {
     (now - offset).div_euclid(interval) * interval + offset
 }
 
-/// A group's offset inside its interval, from a hash of its file and name.
+/// A group's offset inside its interval (ms), as Prometheus computes it
+/// (`rules.Group.EvalTimestamp`): the hash of the label set `{file, name}` (XXH64 over
+/// `file\xff<file>\xffname\xff<name>\xff`) modulo the interval in nanoseconds. The same
+/// file path and group name give the same phase as a Prometheus evaluating the same file, so
+/// both evaluate at the same timestamps.
 fn offset_of(group: &RuleGroup, interval: i64) -> i64 {
-    let key = format!("{}\u{0}{}", group.file, group.name);
-    (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % interval as u64) as i64
+    let mut key = Vec::with_capacity(group.file.len() + group.name.len() + 12);
+    for (name, value) in [("file", &group.file), ("name", &group.name)] {
+        key.extend_from_slice(name.as_bytes());
+        key.push(0xff);
+        key.extend_from_slice(value.as_bytes());
+        key.push(0xff);
+    }
+    let interval_ns = u64::try_from(interval).unwrap_or(1).max(1) * 1_000_000;
+    ((xxhash_rust::xxh64::xxh64(&key, 0) % interval_ns) / 1_000_000) as i64
 }
 
 /// A running group: its task and what it was started from.
