@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub use builtins::{html_escape, query_escape};
 pub use exec::ExecError;
 pub use parse::ParseError;
-pub use value::{Elem, Struct, Value, go_time_string};
+pub use value::{Elem, Object, Struct, Value, go_time_string};
 
 /// The Go type of a function parameter, which decides how constants convert and which values
 /// are accepted.

@@ -35,6 +35,7 @@ pub(crate) fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
             Value::Str(s) | Value::Html(s) => s.len() as i64,
             Value::Map(m, _) => m.len() as i64,
             Value::List(l, _) => l.len() as i64,
+            Value::Object(o) if o.count().is_some() => o.count().unwrap_or(0) as i64,
             other => return Err(format!("len of type {}", other.type_name())),
         }),
         "index" => index(&args[0], &args[1..])?,
@@ -89,6 +90,7 @@ fn basic_kind(v: &Value) -> Option<Kind> {
         Value::Int(_) => Some(Kind::Int),
         Value::Float(_) => Some(Kind::Float),
         Value::Str(_) | Value::Html(_) => Some(Kind::Str),
+        Value::Object(o) if o.as_str().is_some() => Some(Kind::Str),
         _ => None,
     }
 }
@@ -145,6 +147,9 @@ fn index(item: &Value, indexes: &[Value]) -> Result<Value, String> {
                 Elem::Str => Value::from(""),
                 Elem::Any => Value::Nil,
             }),
+            (Value::Object(o), Value::Str(k)) if o.items().is_some() => {
+                o.get(k).unwrap_or_else(|| Value::from(""))
+            }
             (Value::Map(..), other) => {
                 return Err(format!(
                     "value has type {}; should be string",

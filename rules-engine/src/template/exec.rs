@@ -177,6 +177,7 @@ impl State<'_> {
                 .iter()
                 .map(|(k, e)| (Value::from(k.as_str()), e.clone()))
                 .collect(),
+            Value::Object(o) if o.items().is_some() => o.items().unwrap_or_default(),
             Value::Nil => Vec::new(),
             other => {
                 self.at = span(b.pipe.pos, b.pipe.end);
@@ -343,6 +344,21 @@ impl State<'_> {
         for (i, name) in idents.iter().enumerate() {
             let last = i + 1 == n;
             let has_args = last && (!args.is_empty() || final_.is_some());
+            if has_args && let Value::Object(o) = &recv {
+                // A method call with arguments: `.Labels.Remove .GroupLabels.Names`.
+                let mut vals = Vec::with_capacity(args.len() + 1);
+                for a in args {
+                    vals.push(self.arg_value(dot, a)?);
+                }
+                vals.extend(final_.clone());
+                return match o.method(name, vals) {
+                    Some(r) => r.map_err(|e| self.error(format!("error calling {name}: {e}"))),
+                    None => Err(self.error(format!(
+                        "can't evaluate field {name} in type {}",
+                        o.type_name()
+                    ))),
+                };
+            }
             recv = self.field(dot, name, recv, has_args)?;
         }
         Ok(recv)
@@ -351,6 +367,12 @@ impl State<'_> {
     fn field(&mut self, _dot: &Value, name: &str, recv: Value, has_args: bool) -> R<Value> {
         match &recv {
             Value::Nil => Ok(Value::Nil),
+            Value::Object(o) => o.field(name).ok_or_else(|| {
+                self.error(format!(
+                    "can't evaluate field {name} in type {}",
+                    o.type_name()
+                ))
+            }),
             Value::Map(m, elem) => {
                 if has_args {
                     return Err(self.error(format!("{name} is not a method but has arguments")));

@@ -222,6 +222,11 @@ fn format_one(verb: char, spec: &Spec, arg: &Value) -> String {
             'v' => "<nil>".into(),
             _ => bad(verb, arg),
         },
+        Value::Object(o) => match (verb, o.as_str()) {
+            ('s' | 'v', Some(s)) => s.to_string(),
+            ('s' | 'v', None) => o.go_v(),
+            _ => bad(verb, arg),
+        },
         Value::Map(..) | Value::List(..) | Value::Struct(_) => match verb {
             'v' | 's' => arg.go_v(),
             _ => bad(verb, arg),

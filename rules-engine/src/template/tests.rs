@@ -129,3 +129,86 @@ fn execution_errors_name_the_place() {
     let e = run("{{ range .Value }}{{ end }}", labels()).unwrap_err();
     assert!(e.contains("range can't iterate over 0.25"), "{e}");
 }
+
+/// A map-like type with methods, as Alertmanager's `KV` is.
+#[derive(Debug)]
+struct Kv(BTreeMap<String, String>);
+
+impl Object for Kv {
+    fn type_name(&self) -> &'static str {
+        "template.KV"
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        match name {
+            "Names" => Some(Value::List(
+                Arc::new(self.0.keys().map(|k| Value::from(k.as_str())).collect()),
+                "[]string",
+            )),
+            _ => self.0.get(name).map(|v| Value::from(v.as_str())),
+        }
+    }
+    fn method(&self, name: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+        (name == "Remove").then(|| {
+            let drop: Vec<String> = match args.first() {
+                Some(Value::List(l, _)) => l
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => return Err("Remove wants a list of names".into()),
+            };
+            let mut m = self.0.clone();
+            m.retain(|k, _| !drop.contains(k));
+            Ok(Value::Object(Arc::new(Kv(m))))
+        })
+    }
+    fn items(&self) -> Option<Vec<(Value, Value)>> {
+        Some(
+            self.0
+                .iter()
+                .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+                .collect(),
+        )
+    }
+    fn get(&self, key: &str) -> Option<Value> {
+        self.0.get(key).map(|v| Value::from(v.as_str()))
+    }
+    fn go_v(&self) -> String {
+        Value::str_map(self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))).go_v()
+    }
+}
+
+#[test]
+fn objects_have_fields_methods_and_ranges() {
+    let kv = |pairs: &[(&str, &str)]| {
+        Value::Object(Arc::new(Kv(pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())))
+    };
+    let mut m = BTreeMap::new();
+    m.insert(
+        "Common".to_string(),
+        kv(&[("a", "1"), ("b", "2"), ("c", "3")]),
+    );
+    m.insert("Group".to_string(), kv(&[("b", "2")]));
+    let data = Value::Map(Arc::new(m), Elem::Any);
+    assert_eq!(
+        ok(
+            "{{ range $k, $v := .Common.Remove .Group.Names }}{{ $k }}={{ $v }} {{ end }}",
+            data.clone()
+        ),
+        "a=1 c=3 "
+    );
+    assert_eq!(
+        ok(
+            "{{ len .Common }} {{ index .Common \"b\" }} {{ .Common.a }} {{ .Common }}",
+            data.clone()
+        ),
+        "3 2 1 map[a:1 b:2 c:3]"
+    );
+    let e = run("{{ .Common.Nope 1 }}", data).unwrap_err();
+    assert!(
+        e.contains("can't evaluate field Nope in type template.KV"),
+        "{e}"
+    );
+}

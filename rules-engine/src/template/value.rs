@@ -26,7 +26,42 @@ pub struct Struct {
     pub fields: Vec<(&'static str, Value)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Default)]
+/// A value of a caller's own type, with Go's fields and methods: what Alertmanager's
+/// template data is (`KV` with `SortedPairs` and `Remove`, `Alerts` with `Firing`, ...).
+pub trait Object: Send + Sync + std::fmt::Debug {
+    /// Go's type name, for error messages.
+    fn type_name(&self) -> &'static str;
+    /// `.Name`: a field, or a method without arguments; `None` if there is neither.
+    fn field(&self, name: &str) -> Option<Value>;
+    /// `.Name arg...`: a method with arguments; `None` if there is no such method.
+    fn method(&self, _name: &str, _args: Vec<Value>) -> Option<Result<Value, String>> {
+        None
+    }
+    /// What `range` visits (key or index, element), for list- and map-like types.
+    fn items(&self) -> Option<Vec<(Value, Value)>> {
+        None
+    }
+    /// What `len` gives, for list- and map-like types.
+    fn count(&self) -> Option<usize> {
+        self.items().map(|i| i.len())
+    }
+    /// `index` by a string key, for map-like types.
+    fn get(&self, _key: &str) -> Option<Value> {
+        None
+    }
+    /// Go's `%v`.
+    fn go_v(&self) -> String;
+    /// The text a `string`-typed parameter or comparison sees, for types whose Go kind is
+    /// string.
+    fn as_str(&self) -> Option<&str> {
+        None
+    }
+    fn truth(&self) -> bool {
+        self.count().is_none_or(|n| n > 0)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
 pub enum Value {
     /// Go's nil (an invalid or nil interface value).
     #[default]
@@ -42,6 +77,25 @@ pub enum Value {
     Struct(Arc<Struct>),
     /// A `*time.Time`, in Unix nanoseconds, UTC.
     Time(i64),
+    Object(Arc<dyn Object>),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::Str(a), Value::Str(b)) | (Value::Html(a), Value::Html(b)) => a == b,
+            (Value::Map(a, ea), Value::Map(b, eb)) => ea == eb && a == b,
+            (Value::List(a, ta), Value::List(b, tb)) => ta == tb && a == b,
+            (Value::Struct(a), Value::Struct(b)) => a == b,
+            (Value::Time(a), Value::Time(b)) => a == b,
+            (Value::Object(a), Value::Object(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 impl From<&str> for Value {
@@ -108,6 +162,7 @@ impl Value {
             Value::List(_, t) => t,
             Value::Struct(s) => s.type_name,
             Value::Time(_) => "*time.Time",
+            Value::Object(o) => o.type_name(),
         }
     }
 
@@ -122,12 +177,14 @@ impl Value {
             Value::Map(m, _) => !m.is_empty(),
             Value::List(l, _) => !l.is_empty(),
             Value::Struct(_) | Value::Time(_) => true,
+            Value::Object(o) => o.truth(),
         }
     }
 
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) | Value::Html(s) => Some(s),
+            Value::Object(o) => o.as_str(),
             _ => None,
         }
     }
@@ -194,6 +251,7 @@ impl Value {
                 out.push('}');
             }
             Value::Time(ns) => out.push_str(&go_time_string(*ns)),
+            Value::Object(o) => out.push_str(&o.go_v()),
         }
     }
 }
