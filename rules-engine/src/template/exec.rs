@@ -109,12 +109,12 @@ impl State<'_> {
             Node::Range(b) => return self.range(dot, b),
             Node::Template { pos, name, pipe } => {
                 self.at = span(*pos, *pos);
-                let Some((tree_name, tree)) = self.tmpl.trees.get_key_value(name.as_str()) else {
+                if !self.tmpl.trees.contains_key(name.as_str()) {
                     return Err(self.error(format!(
                         "template: no template {name:?} associated with template {:?}",
                         self.name
                     )));
-                };
+                }
                 let new_dot = match pipe {
                     Some(p) => self.pipeline(dot, p)?,
                     None => Value::Nil,
@@ -125,25 +125,34 @@ impl State<'_> {
                     );
                 }
                 let out = std::mem::take(&mut self.out);
-                let mut sub = State {
-                    tmpl: self.tmpl,
-                    funcs: self.funcs,
-                    out,
-                    vars: vec![("$".into(), new_dot.clone())],
-                    depth: self.depth + 1,
-                    name: tree_name,
-                    src: &tree.src,
-                    parse_name: &tree.parse_name,
-                    at: Span::default(),
-                };
-                let r = sub.walk(&new_dot, &tree.nodes);
-                self.out = sub.out;
-                r?;
+                if let Some((out, r)) = self.run_nested(name, &new_dot, out) {
+                    self.out = out;
+                    r?;
+                }
             }
             Node::Break => return Ok(Flow::Break),
             Node::Continue => return Ok(Flow::Continue),
         }
         Ok(Flow::Normal)
+    }
+
+    /// Runs template `name` with `data` as dot and `$`, appending to `out`; `None` if the set
+    /// has no such template.
+    fn run_nested(&self, name: &str, data: &Value, out: String) -> Option<(String, R<Flow>)> {
+        let (tree_name, tree) = self.tmpl.trees.get_key_value(name)?;
+        let mut sub = State {
+            tmpl: self.tmpl,
+            funcs: self.funcs,
+            out,
+            vars: vec![("$".into(), data.clone())],
+            depth: self.depth + 1,
+            name: tree_name,
+            src: &tree.src,
+            parse_name: &tree.parse_name,
+            at: Span::default(),
+        };
+        let r = sub.walk(data, &tree.nodes);
+        Some((sub.out, r))
     }
 
     fn branch(&mut self, dot: &Value, b: &Branch, with: bool) -> R<Flow> {
@@ -488,7 +497,14 @@ impl State<'_> {
         if self.depth >= MAX_DEPTH {
             return Err(format!("exceeded maximum template depth ({MAX_DEPTH})"));
         }
-        execute_nested(self, &name, &data).map(|s| Value::Html(Arc::from(s)))
+        match self.run_nested(&name, &data, String::new()) {
+            Some((out, Ok(_))) => Ok(Value::Html(Arc::from(out))),
+            Some((_, Err(e))) => Err(e.0),
+            None => Err(format!(
+                "template: no template {name:?} associated with template {:?}",
+                self.name
+            )),
+        }
     }
 
     fn typed_arg(&mut self, dot: &Value, p: Param, a: &Arg) -> R<Value> {
@@ -541,28 +557,6 @@ impl State<'_> {
             )))
         }
     }
-}
-
-fn execute_nested(s: &mut State<'_>, name: &str, data: &Value) -> Result<String, String> {
-    let Some((tree_name, tree)) = s.tmpl.trees.get_key_value(name) else {
-        return Err(format!(
-            "template: no template {name:?} associated with template {:?}",
-            s.name
-        ));
-    };
-    let mut sub = State {
-        tmpl: s.tmpl,
-        funcs: s.funcs,
-        out: String::new(),
-        vars: vec![("$".into(), data.clone())],
-        depth: s.depth + 1,
-        name: tree_name,
-        src: &tree.src,
-        parse_name: &tree.parse_name,
-        at: Span::default(),
-    };
-    sub.walk(data, &tree.nodes).map_err(|e| e.0)?;
-    Ok(sub.out)
 }
 
 fn span(start: Pos, end: Pos) -> Span {

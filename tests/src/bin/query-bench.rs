@@ -24,7 +24,7 @@ use clap::Parser;
 use e2e::diff::{self, Call, Order};
 use e2e::http::post_rw_v1;
 use e2e::trading::{Dataset, SERIES_PER_INSTANCE};
-use e2e::{Prometheus, Promgate, cpu_seconds, now_ms};
+use e2e::{Prometheus, Promgate, cpu_seconds, median, now_ms};
 
 #[derive(Debug, Parser)]
 #[command(about = "Query latency: promgate vs Prometheus 2.42 on the same data")]
@@ -119,19 +119,6 @@ fn percentile(v: &[f64], p: f64) -> f64 {
     // Nearest rank.
     let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
     v[rank.min(v.len()) - 1]
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn fmt_ms(x: f64) -> String {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use e2e::http::post_rw_v1;
 use e2e::trading::{Dataset, SERIES_PER_INSTANCE, VENUES};
-use e2e::{Prometheus, Promgate, cpu_seconds, now_ms};
+use e2e::{Prometheus, Promgate, cpu_seconds, median, now_ms};
 
 #[derive(Debug, Parser)]
 #[command(about = "Rule evaluation time per cycle: promgate vs Prometheus 2.42")]
@@ -54,8 +54,14 @@ const RULES_PER_GROUP: usize = 20;
 
 /// Rule shapes over the data set; `{v}` is a venue, `{t}` a threshold factor.
 const RECORD: [(&str, &str); 10] = [
-    ("venue:orders:rate5m", "sum by (venue) (rate(orders_total{venue=\"{v}\"}[5m]))"),
-    ("venue_symbol:orders:rate5m", "sum by (venue, symbol) (rate(orders_total{venue=\"{v}\"}[5m]))"),
+    (
+        "venue:orders:rate5m",
+        "sum by (venue) (rate(orders_total{venue=\"{v}\"}[5m]))",
+    ),
+    (
+        "venue_symbol:orders:rate5m",
+        "sum by (venue, symbol) (rate(orders_total{venue=\"{v}\"}[5m]))",
+    ),
     (
         "venue:order_latency:p95",
         "histogram_quantile(0.95, sum by (venue, le) (rate(order_latency_seconds_bucket{venue=\"{v}\"}[5m])))",
@@ -68,10 +74,22 @@ const RECORD: [(&str, &str); 10] = [
         "venue:position_notional:sum_by_region",
         "sum by (venue) (position_notional_usd{venue=\"{v}\"}) * on (venue) group_left (region) venue_info",
     ),
-    ("strategy:drawdown:max15m", "max by (strategy) (max_over_time(cryptofunk_current_drawdown[15m]))"),
-    ("venue:ws_down:count", "count by (venue) (trading_ws_connection_status{venue=\"{v}\"} == 0)"),
-    ("venue:orders:top5_symbols", "topk(5, sum by (symbol) (rate(orders_total{venue=\"{v}\"}[5m])))"),
-    ("instance:orders:increase5m", "sum by (instance) (increase(orders_total{venue=\"{v}\"}[5m]))"),
+    (
+        "strategy:drawdown:max15m",
+        "max by (strategy) (max_over_time(cryptofunk_current_drawdown[15m]))",
+    ),
+    (
+        "venue:ws_down:count",
+        "count by (venue) (trading_ws_connection_status{venue=\"{v}\"} == 0)",
+    ),
+    (
+        "venue:orders:top5_symbols",
+        "topk(5, sum by (symbol) (rate(orders_total{venue=\"{v}\"}[5m])))",
+    ),
+    (
+        "instance:orders:increase5m",
+        "sum by (instance) (increase(orders_total{venue=\"{v}\"}[5m]))",
+    ),
     (
         "venue:order_latency:avg5m",
         "sum by (venue) (rate(order_latency_seconds_sum{venue=\"{v}\"}[5m])) / sum by (venue) (rate(order_latency_seconds_count{venue=\"{v}\"}[5m]))",
@@ -79,14 +97,23 @@ const RECORD: [(&str, &str); 10] = [
 ];
 
 const ALERT: [(&str, &str); 5] = [
-    ("OrderRateHigh", "sum by (venue, instance) (rate(orders_total{venue=\"{v}\"}[5m])) > {t}"),
+    (
+        "OrderRateHigh",
+        "sum by (venue, instance) (rate(orders_total{venue=\"{v}\"}[5m])) > {t}",
+    ),
     ("DrawdownHigh", "cryptofunk_current_drawdown > 0.{t}"),
-    ("WsFlapping", "changes(trading_ws_connection_status{venue=\"{v}\"}[10m]) > {t}"),
+    (
+        "WsFlapping",
+        "changes(trading_ws_connection_status{venue=\"{v}\"}[10m]) > {t}",
+    ),
     (
         "LatencyP99High",
         "histogram_quantile(0.99, sum by (instance, le) (rate(order_latency_seconds_bucket{venue=\"{v}\"}[5m]))) > 0.0{t}",
     ),
-    ("PositionLarge", "abs(position_notional_usd{venue=\"{v}\"}) > {t}00000"),
+    (
+        "PositionLarge",
+        "abs(position_notional_usd{venue=\"{v}\"}) > {t}00000",
+    ),
 ];
 
 /// 200 rules in 10 groups: every other rule recording, the rest alerting.
@@ -138,11 +165,7 @@ fn group_stats(exposition: &str, prefix: &str) -> HashMap<String, (f64, f64)> {
         let after = &rest[start + 12..];
         let Some(end) = after.find('"') else { continue };
         let group = after[..end].to_string();
-        let Some(v) = rest
-            .rsplit(' ')
-            .next()
-            .and_then(|x| x.parse::<f64>().ok())
-        else {
+        let Some(v) = rest.rsplit(' ').next().and_then(|x| x.parse::<f64>().ok()) else {
             continue;
         };
         let e = out.entry(group).or_default();
@@ -177,16 +200,6 @@ fn unhealthy_rules(base: &str) -> Vec<String> {
     bad
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// Watches both servers until each has `cycles + 1` complete cycles; returns per target the
 /// cycle times (seconds) after the first, and the CPU seconds per measured cycle.
 fn measure(
@@ -206,7 +219,10 @@ fn measure(
             let stats = group_stats(&metrics(base), prefix);
             for (g, (ts, d)) in stats {
                 if ts > 0.0 {
-                    seen[i].entry(g).or_default().insert((ts * 1000.0) as u64, d);
+                    seen[i]
+                        .entry(g)
+                        .or_default()
+                        .insert((ts * 1000.0) as u64, d);
                 }
             }
             let complete = if seen[i].len() >= groups {
@@ -238,8 +254,15 @@ fn measure(
             .values()
             .map(|m| m.values().copied().skip(2).collect())
             .collect();
-        let n = per_group.iter().map(Vec::len).min().unwrap_or(0).min(cycles);
-        out[i].0 = (0..n).map(|k| per_group.iter().map(|g| g[k]).sum()).collect();
+        let n = per_group
+            .iter()
+            .map(Vec::len)
+            .min()
+            .unwrap_or(0)
+            .min(cycles);
+        out[i].0 = (0..n)
+            .map(|k| per_group.iter().map(|g| g[k]).sum())
+            .collect();
         if let Some((start, at)) = cpu_start[i] {
             let measured = (cycles + 2).saturating_sub(at).max(1);
             out[i].1 = (cpu_end[i] - start) / measured as f64;
@@ -283,7 +306,10 @@ fn run_scale(series: usize, args: &Args, bin: &Path, pack: &Path) -> String {
         }
         first += n;
     }
-    eprintln!("{total_series} series loaded; measuring {} cycles", args.cycles);
+    eprintln!(
+        "{total_series} series loaded; measuring {} cycles",
+        args.cycles
+    );
     let groups = 6 + GROUPS; // alerts.yaml has 6 groups
     let [(ours, ours_cpu), (theirs, theirs_cpu)] = measure(
         [
@@ -319,7 +345,10 @@ fn main() {
         .clone()
         .or_else(|| std::env::var_os("PROMGATE_BIN").map(PathBuf::from))
         .unwrap_or_else(|| root.join("target/release/promgate"));
-    let pack = root.join("alerts.yaml").canonicalize().expect("alerts.yaml");
+    let pack = root
+        .join("alerts.yaml")
+        .canonicalize()
+        .expect("alerts.yaml");
     let mut report = String::from(
         "| series | cycles (promgate / Prometheus) | promgate ms/cycle (median) | Prometheus ms/cycle (median) | promgate / Prometheus | promgate CPU ms/cycle | Prometheus CPU ms/cycle |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );

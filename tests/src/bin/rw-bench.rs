@@ -31,7 +31,7 @@ use bytes::Bytes;
 use clap::Parser;
 use e2e::http::{self, ExportSeries};
 use e2e::payload::{encode_v1, labels, series};
-use e2e::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, now_ms};
+use e2e::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, median, now_ms};
 use proto::v1::{Label, WriteRequest};
 
 #[derive(Debug, Parser)]
@@ -632,19 +632,6 @@ fn verify_once(target: &Target, p: &Plan) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn human(x: f64) -> String {
     if !x.is_finite() {
         "n/a".into()
@@ -771,13 +758,21 @@ fn main() {
             };
             summaries.push(TargetSummary {
                 name: target.name(),
-                rate: median(res.iter().map(|r| samples / r.wall.as_secs_f64()).collect()),
-                cpu: median(res.iter().map(|r| r.cpu).collect()),
-                per_cpu: median(res.iter().map(|r| samples / r.cpu.max(1e-3)).collect()),
+                rate: median(
+                    &res.iter()
+                        .map(|r| samples / r.wall.as_secs_f64())
+                        .collect::<Vec<_>>(),
+                ),
+                cpu: median(&res.iter().map(|r| r.cpu).collect::<Vec<_>>()),
+                per_cpu: median(
+                    &res.iter()
+                        .map(|r| samples / r.cpu.max(1e-3))
+                        .collect::<Vec<_>>(),
+                ),
                 per_cpu_settled: median(
-                    res.iter()
+                    &res.iter()
                         .map(|r| samples / r.cpu_settled.max(1e-3))
-                        .collect(),
+                        .collect::<Vec<_>>(),
                 ),
                 rss: target.rss_mib(),
                 verified,
