@@ -145,7 +145,19 @@ impl Template {
         data: &Value,
         funcs: &dyn Funcs,
     ) -> Result<String, ExecError> {
-        exec::execute(self, name, data, funcs)
+        exec::execute(self, name, data, funcs, false)
+    }
+
+    /// As [`Template::execute`], HTML-escaping every printed value that is not already
+    /// `template.HTML` (what `safeHtml` returns), as `html/template` escapes text: for the
+    /// HTML bodies of notifications.
+    pub fn execute_html(
+        &self,
+        name: &str,
+        data: &Value,
+        funcs: &dyn Funcs,
+    ) -> Result<String, ExecError> {
+        exec::execute(self, name, data, funcs, true)
     }
 }
 

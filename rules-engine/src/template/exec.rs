@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::builtins;
+use super::builtins::{self, html_escape};
 use super::parse::{Arg, Branch, Cmd, Node, Number, Pipe, Pos, Span};
 use super::value::{Elem, Value};
 use super::{Funcs, Param, Template};
@@ -31,6 +31,8 @@ pub(crate) struct State<'a> {
     pub out: String,
     vars: Vec<(String, Value)>,
     depth: usize,
+    /// Whether printed values are HTML-escaped (except `template.HTML` ones).
+    html: bool,
     /// The executing tree: its name, source and the name it was parsed under.
     name: &'a str,
     src: &'a str,
@@ -42,7 +44,13 @@ pub(crate) struct State<'a> {
 type R<T> = Result<T, ExecError>;
 
 /// Executes tree `name` of `tmpl` with `data` as dot.
-pub(crate) fn execute(tmpl: &Template, name: &str, data: &Value, funcs: &dyn Funcs) -> R<String> {
+pub(crate) fn execute(
+    tmpl: &Template,
+    name: &str,
+    data: &Value,
+    funcs: &dyn Funcs,
+    html: bool,
+) -> R<String> {
     let Some((tree_name, tree)) = tmpl.trees.get_key_value(name) else {
         return Err(ExecError(format!(
             "template: no template {name:?} associated with template {name:?}"
@@ -54,6 +62,7 @@ pub(crate) fn execute(tmpl: &Template, name: &str, data: &Value, funcs: &dyn Fun
         out: String::new(),
         vars: vec![("$".into(), data.clone())],
         depth: 0,
+        html,
         name: tree_name,
         src: &tree.src,
         parse_name: &tree.parse_name,
@@ -101,7 +110,11 @@ impl State<'_> {
             Node::Action(pipe) => {
                 let v = self.pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    self.out.push_str(&v.print());
+                    match &v {
+                        Value::Html(h) => self.out.push_str(h),
+                        v if self.html => self.out.push_str(&html_escape(&v.print())),
+                        v => self.out.push_str(&v.print()),
+                    }
                 }
             }
             Node::If(b) => return self.branch(dot, b, false),
@@ -146,6 +159,7 @@ impl State<'_> {
             out,
             vars: vec![("$".into(), data.clone())],
             depth: self.depth + 1,
+            html: self.html,
             name: tree_name,
             src: &tree.src,
             parse_name: &tree.parse_name,

@@ -212,3 +212,28 @@ fn objects_have_fields_methods_and_ranges() {
         "{e}"
     );
 }
+
+#[test]
+fn html_mode_escapes_printed_values_but_not_safe_html() {
+    let t = Template::from_text("t", "{{ define \"x\" }}{{ . }}{{ end }}<b>{{ .Labels.job }}{{ \"<i>\" }}{{ template \"x\" \"a&b\" }}</b>", &NoFuncs)
+        .unwrap();
+    let mut m = BTreeMap::new();
+    m.insert("Labels".to_string(), Value::str_map([("job", "<api>")]));
+    let data = Value::Map(Arc::new(m), Elem::Any);
+    assert_eq!(
+        t.execute_html("t", &data, &NoFuncs).unwrap(),
+        "<b>&lt;api&gt;&lt;i&gt;a&amp;b</b>"
+    );
+    assert_eq!(
+        t.execute("t", &data, &NoFuncs).unwrap(),
+        "<b><api><i>a&b</b>"
+    );
+    let mut m = BTreeMap::new();
+    m.insert("H".to_string(), Value::Html("<i>ok</i>".into()));
+    let t = Template::from_text("h", "{{ .H }}", &NoFuncs).unwrap();
+    assert_eq!(
+        t.execute_html("h", &Value::Map(Arc::new(m), Elem::Any), &NoFuncs)
+            .unwrap(),
+        "<i>ok</i>"
+    );
+}
