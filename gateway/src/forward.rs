@@ -24,6 +24,7 @@
 
 pub mod config;
 mod encode;
+pub mod relabel;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,8 +161,9 @@ pub struct Forwarder {
     board: StatusBoard,
     slot: usize,
     last_log: Option<Instant>,
-    /// Encoded label blocks by series id (see `encode`).
-    label_cache: hashbrown::HashMap<u64, Box<[u8]>>,
+    /// Encoded label blocks by series id (see `encode`), after relabeling; `None` for a
+    /// series `write_relabel_configs` drops.
+    label_cache: hashbrown::HashMap<u64, Option<Box<[u8]>>>,
     snappy: snap::raw::Encoder,
 }
 
@@ -272,7 +274,7 @@ impl Forwarder {
     }
 
     /// Adds samples of series `id` to `req` under its cached label block; false when the
-    /// series no longer exists.
+    /// series no longer exists or relabeling drops it.
     fn push_series(
         &mut self,
         req: &mut encode::RequestBuilder,
@@ -287,15 +289,17 @@ impl Forwarder {
             if self.label_cache.len() > 2 * self.store.head().len() + 1024 {
                 self.label_cache.clear();
             }
-            let block = encode::label_block(&series.labels, &self.external);
-            self.label_cache.insert(id, block.into_boxed_slice());
+            let pairs = encode::with_external(&series.labels, &self.external);
+            let block = relabel::process(pairs, &self.cfg.write_relabel_configs)
+                .map(|p| encode::label_block(&p).into_boxed_slice());
+            self.label_cache.insert(id, block);
         }
         match self.label_cache.get(&id) {
-            Some(block) => {
+            Some(Some(block)) => {
                 req.push(block, samples);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct RemoteWriteConfig {
     /// `Authorization` header credentials (bearer by default).
     #[serde(default)]
     pub authorization: Option<Authorization>,
+    /// Relabeling applied to each series (after the external labels are added) before it is
+    /// sent; a series a step drops is not forwarded.
+    #[serde(default)]
+    pub write_relabel_configs: Vec<super::relabel::RelabelConfig>,
     /// Queueing and retries.
     #[serde(default)]
     pub queue_config: QueueConfig,

@@ -25,19 +25,24 @@ fn put_bytes_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The `labels` of a `TimeSeries` (field 1, repeated `Label`): the series' labels plus the
-/// external labels it lacks, sorted by name.
-pub fn label_block(labels: &Labels, external: &[(String, String)]) -> Vec<u8> {
-    let mut pairs: Vec<(&str, &str)> = labels
+/// A series' labels with the external labels it lacks, sorted by name (Prometheus's
+/// `processExternalLabels`: the series' own value wins).
+pub fn with_external(labels: &Labels, external: &[(String, String)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = labels
         .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     for (k, v) in external {
         if labels.get(k).is_none() {
-            pairs.push((k, v));
+            pairs.push((k.clone(), v.clone()));
         }
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    pairs
+}
+
+/// The `labels` of a `TimeSeries` (field 1, repeated `Label`) for sorted label pairs.
+pub fn label_block(pairs: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut label = Vec::new();
     for (n, v) in pairs {
@@ -113,7 +118,10 @@ mod tests {
             ("cluster".to_string(), "a".to_string()),
         ];
         let mut b = RequestBuilder::default();
-        b.push(&label_block(&l, &ext), &[Sample::new(1, 1.0)]);
+        b.push(
+            &label_block(&with_external(&l, &ext)),
+            &[Sample::new(1, 1.0)],
+        );
         let req = v1::WriteRequest::decode(b.take().0.as_slice()).unwrap();
         let got: Vec<(String, String)> = req.timeseries[0]
             .labels
@@ -144,7 +152,7 @@ mod tests {
             for (labels, samples) in &series {
                 let l = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
                 let samples: Vec<Sample> = samples.iter().map(|&(t, v)| Sample::new(t, f64::from_bits(v))).collect();
-                b.push(&label_block(&l, &external), &samples);
+                b.push(&label_block(&with_external(&l, &external)), &samples);
                 let mut pairs: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 if !labels.contains_key("cluster") {
                     pairs.push(("cluster".into(), "eu".into()));
