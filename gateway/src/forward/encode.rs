@@ -10,7 +10,7 @@ use rules_engine::{Labels, Sample};
 
 use crate::store::codec::put_varint;
 
-fn varint_len(mut v: u64) -> usize {
+pub(super) fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
         v >>= 7;
@@ -19,7 +19,7 @@ fn varint_len(mut v: u64) -> usize {
     n
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+pub(super) fn put_bytes_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.push(tag);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
@@ -54,6 +54,20 @@ pub fn label_block(pairs: &[(String, String)]) -> Vec<u8> {
     out
 }
 
+/// Encoded length of a `Sample` message: field 1 double (tag 0x09, 8 bytes), field 2 int64
+/// (tag 0x10, varint). Remote write 1.0 and 2.0 share this layout.
+pub(super) fn sample_len(s: &Sample) -> usize {
+    1 + 8 + 1 + varint_len(s.t.0 as u64)
+}
+
+/// Writes a `Sample` message's fields (without its own tag and length).
+pub(super) fn put_sample(out: &mut Vec<u8>, s: &Sample) {
+    out.push(0x09);
+    out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+    out.push(0x10);
+    put_varint(out, s.t.0 as u64);
+}
+
 /// A `WriteRequest` being built.
 #[derive(Debug, Default)]
 pub struct RequestBuilder {
@@ -65,8 +79,6 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     /// Adds one `TimeSeries` with a cached label block and its samples.
     pub fn push(&mut self, label_block: &[u8], samples: &[Sample]) {
-        // Sample: field 1 double (tag 0x09, 8 bytes), field 2 int64 (tag 0x10, varint).
-        let sample_len = |s: &Sample| 1 + 8 + 1 + varint_len(s.t.0 as u64);
         let body: usize = label_block.len()
             + samples
                 .iter()
@@ -81,10 +93,7 @@ impl RequestBuilder {
         for s in samples {
             self.buf.push(0x12);
             put_varint(&mut self.buf, sample_len(s) as u64);
-            self.buf.push(0x09);
-            self.buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
-            self.buf.push(0x10);
-            put_varint(&mut self.buf, s.t.0 as u64);
+            put_sample(&mut self.buf, s);
             self.newest = self.newest.max(s.t.0);
         }
         self.samples += samples.len();
