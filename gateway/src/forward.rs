@@ -594,3 +594,6 @@ impl Forwarder {
         complete
     }
 }
+
+#[cfg(test)]
+mod tests;
