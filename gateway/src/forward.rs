@@ -8,9 +8,10 @@
 //! samples (external labels merged in, then `write_relabel_configs`, both once per series and
 //! cached by series id), encodes remote write 1.0 or 2.0 requests of at most
 //! `max_samples_per_send` samples, and moves the cursor once every request of a chunk was
-//! answered. Nothing acknowledged to a sender is lost: a restart resumes at the cursor
-//! (at-least-once: the requests of the chunk under way at a crash are sent again, which
-//! receivers accept as identical duplicates).
+//! answered (saved at most every 200 ms while data flows, when the queue goes idle, and at
+//! shutdown, since each save is a commit). Nothing acknowledged to a sender is lost: a
+//! restart resumes at the saved cursor (at-least-once: what was sent after it is sent again,
+//! which receivers accept as identical duplicates).
 //!
 //! **Shards.** A chunk's series are hashed to shards, each shard sending its requests in
 //! order, the shards concurrently; the next chunk starts when every shard is done, so a
@@ -43,7 +44,7 @@ pub mod tls;
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -64,6 +65,9 @@ use send::{Request, Sender, Sent};
 const READ_BATCH: usize = 1024;
 /// Most samples in one chunk, whatever the queue settings (bounds memory).
 const CHUNK_SAMPLES_CAP: usize = 500_000;
+/// Longest the saved cursor lags the acknowledged one while data flows (a crash resends at
+/// most this much, which receivers take as duplicates).
+const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct QueueLabels {
@@ -293,92 +297,111 @@ impl ChunkBuilder {
             missing: 0,
         };
         let by_shard = std::mem::take(&mut self.by_shard);
+        let wire = self.cfg.wire();
         for members in by_shard.iter().take(shards) {
             let mut requests = Vec::new();
             for &i in members {
                 let (id, range) = self.entries[i as usize].clone();
-                if !self.resolve(id) {
-                    // Not cached: the series is gone from the store.
-                    chunk.missing += range.len() as u64;
+                // One lookup per entry; a series seen for the first time is labeled here.
+                let slot =
+                    match self.cache.entry(id) {
+                        hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        hashbrown::hash_map::Entry::Vacant(v) => {
+                            let Some(series) = self.store.head().get(id) else {
+                                chunk.missing += range.len() as u64;
+                                continue;
+                            };
+                            let pairs = encode::with_external(&series.labels, &self.external);
+                            let encoded = relabel::process(pairs, &self.cfg.write_relabel_configs)
+                                .map(|p| match wire {
+                                    Wire::V1 => {
+                                        Encoded::V1(encode::label_block(&p).into_boxed_slice())
+                                    }
+                                    Wire::V2 => Encoded::V2(self.interner.refs(&p)),
+                                });
+                            v.insert(encoded)
+                        }
+                    };
+                let Some(encoded) = slot else {
+                    chunk.relabel_dropped += range.len() as u64;
                     continue;
-                }
+                };
                 let mut rest = range;
                 while !rest.is_empty() {
-                    let room = per_send - self.pending();
-                    let take = rest.start..(rest.start + room).min(rest.end);
-                    match self.cache.get(&id) {
-                        Some(Some(Encoded::V1(block))) => {
-                            self.v1.push(block, &self.flat[take.clone()]);
+                    let pending = match wire {
+                        Wire::V1 => self.v1.samples(),
+                        Wire::V2 => self.v2.samples(),
+                    };
+                    let take = rest.start..(rest.start + per_send - pending).min(rest.end);
+                    let samples = &self.flat[take.clone()];
+                    let full = match encoded {
+                        Encoded::V1(block) => {
+                            self.v1.push(block, samples);
+                            self.v1.samples() >= per_send
                         }
-                        Some(Some(Encoded::V2(refs))) => {
-                            self.v2.push(refs, &self.flat[take.clone()]);
+                        Encoded::V2(refs) => {
+                            self.v2.push(refs, samples);
+                            self.v2.samples() >= per_send
                         }
-                        _ => {
-                            chunk.relabel_dropped += rest.len() as u64;
-                            break;
-                        }
-                    }
+                    };
                     rest.start = take.end;
-                    if self.pending() >= per_send {
-                        requests.push(self.finish());
+                    if full {
+                        requests.push(finish(
+                            wire,
+                            &mut self.v1,
+                            &mut self.v2,
+                            &self.interner,
+                            &mut self.snappy,
+                        ));
                     }
                 }
             }
-            if self.pending() > 0 {
-                requests.push(self.finish());
+            let pending = match wire {
+                Wire::V1 => self.v1.samples(),
+                Wire::V2 => self.v2.samples(),
+            };
+            if pending > 0 {
+                requests.push(finish(
+                    wire,
+                    &mut self.v1,
+                    &mut self.v2,
+                    &self.interner,
+                    &mut self.snappy,
+                ));
             }
             chunk.shards.push(requests);
         }
         self.by_shard = by_shard;
         Ok(Some(chunk))
     }
+}
 
-    /// Caches the encoded labels of series `id`; false when it is no longer in the store.
-    fn resolve(&mut self, id: u64) -> bool {
-        if self.cache.contains_key(&id) {
-            return true;
+/// The request being built, compressed.
+fn finish(
+    wire: Wire,
+    v1: &mut encode::RequestBuilder,
+    v2: &mut encode_v2::RequestBuilder,
+    interner: &encode_v2::Interner,
+    snappy: &mut snap::raw::Encoder,
+) -> Request {
+    let (raw, samples, newest) = match wire {
+        Wire::V1 => v1.take(),
+        Wire::V2 => v2.take(interner),
+    };
+    let mut body = vec![0; snap::raw::max_compress_len(raw.len())];
+    let n = match snappy.compress(&raw, &mut body) {
+        Ok(n) => n,
+        // Only for inputs over snappy's 4 GiB bound, which max_samples_per_send excludes.
+        Err(e) => {
+            tracing::error!(error = %e, "Snappy compression failed.");
+            0
         }
-        let Some(series) = self.store.head().get(id) else {
-            return false;
-        };
-        let pairs = encode::with_external(&series.labels, &self.external);
-        let encoded = relabel::process(pairs, &self.cfg.write_relabel_configs).map(|p| match self
-            .cfg
-            .wire()
-        {
-            Wire::V1 => Encoded::V1(encode::label_block(&p).into_boxed_slice()),
-            Wire::V2 => Encoded::V2(self.interner.refs(&p)),
-        });
-        self.cache.insert(id, encoded);
-        true
-    }
-
-    fn pending(&self) -> usize {
-        match self.cfg.wire() {
-            Wire::V1 => self.v1.samples(),
-            Wire::V2 => self.v2.samples(),
-        }
-    }
-
-    /// The request being built, compressed.
-    fn finish(&mut self) -> Request {
-        let (raw, samples, newest) = match self.cfg.wire() {
-            Wire::V1 => self.v1.take(),
-            Wire::V2 => self.v2.take(&self.interner),
-        };
-        let body = match self.snappy.compress_vec(&raw) {
-            Ok(b) => b,
-            // Only for inputs over snappy's 4 GiB bound, which max_samples_per_send excludes.
-            Err(e) => {
-                tracing::error!(error = %e, "Snappy compression failed.");
-                Vec::new()
-            }
-        };
-        Request {
-            body: Bytes::from(body),
-            samples: samples as u64,
-            newest,
-        }
+    };
+    body.truncate(n);
+    Request {
+        body: Bytes::from(body),
+        samples: samples as u64,
+        newest,
     }
 }
 
@@ -482,6 +505,10 @@ impl Forwarder {
         let mut committed = self.store.committed();
         tracing::info!(remote = %name, url = %queue.url, cursor, protobuf_message = %self.cfg.protobuf_message, "Forwarding.");
         let mut read_pos = cursor;
+        // The cursor as last saved: saving costs a commit, so it is saved at most every
+        // CURSOR_SAVE_EVERY while data flows, when the queue goes idle, and at shutdown.
+        let mut saved = cursor;
+        let mut last_save = Instant::now();
         // Home of the chunk builder between builds (kept out of `self`, which is shared
         // across awaits and must stay `Sync`).
         let mut home = self.builder.lock().take();
@@ -493,15 +520,26 @@ impl Forwarder {
                 && c > cursor
             {
                 cursor = c;
+                saved = saved.max(c);
                 read_pos = read_pos.max(c);
             }
             self.publish(cursor, newest);
             let handle = match next.take() {
                 Some(h) => h,
                 None if newest <= read_pos => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        changed = committed.changed() => if changed.is_err() { return },
+                    if saved != cursor {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            changed = committed.changed() => if changed.is_err() { break },
+                            _ = tokio::time::sleep(CURSOR_SAVE_EVERY) => {
+                                self.save_cursor(cursor, &mut saved, &mut last_save).await;
+                            }
+                        }
+                    } else {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            changed = committed.changed() => if changed.is_err() { break },
+                        }
                     }
                     continue;
                 }
@@ -509,7 +547,7 @@ impl Forwarder {
             };
             let Ok((builder, built)) = handle.await else {
                 tracing::error!(remote = %name, "The record reader panicked; forwarding stops for this target.");
-                return;
+                break;
             };
             home = Some(builder);
             let chunk = match built {
@@ -518,7 +556,7 @@ impl Forwarder {
                 Err(e) => {
                     tracing::error!(remote = %name, error = %e, "Reading the record log failed; retrying.");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                     continue;
@@ -530,13 +568,28 @@ impl Forwarder {
                 next = Some(spawn_build(&mut home, read_pos));
             }
             if !self.send_chunk(chunk, &shutdown).await {
-                return;
+                break;
             }
             cursor = read_pos;
-            if let Err(e) = self.store.set_cursor(&name, cursor).await {
-                tracing::error!(remote = %name, error = %e, "Saving the forward cursor failed.");
+            if last_save.elapsed() >= CURSOR_SAVE_EVERY {
+                self.save_cursor(cursor, &mut saved, &mut last_save).await;
             }
         }
+        // What the receiver acknowledged is kept; a chunk cut short is sent again next time.
+        if saved != cursor {
+            self.save_cursor(cursor, &mut saved, &mut last_save).await;
+        }
+    }
+
+    async fn save_cursor(&self, cursor: i64, saved: &mut i64, last_save: &mut Instant) {
+        let name = &self.sender.queue.remote_name;
+        match self.store.set_cursor(name, cursor).await {
+            Ok(()) => *saved = cursor,
+            Err(e) => {
+                tracing::error!(remote = %name, error = %e, "Saving the forward cursor failed.")
+            }
+        }
+        *last_save = Instant::now();
     }
 
     fn publish(&self, cursor: i64, newest: i64) {
