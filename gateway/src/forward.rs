@@ -217,6 +217,9 @@ struct ChunkBuilder {
     v1: encode::RequestBuilder,
     v2: encode_v2::RequestBuilder,
     snappy: snap::raw::Encoder,
+    /// Scratch buffers of `finish`.
+    raw: Vec<u8>,
+    compressed: Vec<u8>,
     flat: Vec<Sample>,
     entries: Vec<(u64, Range<usize>)>,
     by_shard: Vec<Vec<u32>>,
@@ -352,6 +355,8 @@ impl ChunkBuilder {
                             &mut self.v2,
                             &self.interner,
                             &mut self.snappy,
+                            &mut self.raw,
+                            &mut self.compressed,
                         ));
                     }
                 }
@@ -367,6 +372,8 @@ impl ChunkBuilder {
                     &mut self.v2,
                     &self.interner,
                     &mut self.snappy,
+                    &mut self.raw,
+                    &mut self.compressed,
                 ));
             }
             chunk.shards.push(requests);
@@ -376,30 +383,42 @@ impl ChunkBuilder {
     }
 }
 
-/// The request being built, compressed.
+/// The request being built, compressed; the builder starts the next one. `raw` and
+/// `compressed` are scratch buffers kept across requests, so building a request allocates
+/// only its final body.
 fn finish(
     wire: Wire,
     v1: &mut encode::RequestBuilder,
     v2: &mut encode_v2::RequestBuilder,
     interner: &encode_v2::Interner,
     snappy: &mut snap::raw::Encoder,
+    raw: &mut Vec<u8>,
+    compressed: &mut Vec<u8>,
 ) -> Request {
-    let (raw, samples, newest) = match wire {
-        Wire::V1 => v1.take(),
-        Wire::V2 => v2.take(interner),
+    let (input, samples, newest) = match wire {
+        Wire::V1 => v1.encoded(),
+        Wire::V2 => {
+            let (n, newest) = v2.encode_into(interner, raw);
+            (raw.as_slice(), n, newest)
+        }
     };
-    let mut body = vec![0; snap::raw::max_compress_len(raw.len())];
-    let n = match snappy.compress(&raw, &mut body) {
-        Ok(n) => n,
+    let need = snap::raw::max_compress_len(input.len());
+    if compressed.len() < need {
+        compressed.resize(need, 0);
+    }
+    let body = match snappy.compress(input, compressed) {
+        Ok(n) => Bytes::copy_from_slice(&compressed[..n]),
         // Only for inputs over snappy's 4 GiB bound, which max_samples_per_send excludes.
         Err(e) => {
             tracing::error!(error = %e, "Snappy compression failed.");
-            0
+            Bytes::new()
         }
     };
-    body.truncate(n);
+    if wire == Wire::V1 {
+        v1.clear();
+    }
     Request {
-        body: Bytes::from(body),
+        body,
         samples: samples as u64,
         newest,
     }
@@ -482,6 +501,8 @@ impl Forwarder {
             v1: encode::RequestBuilder::default(),
             v2: encode_v2::RequestBuilder::default(),
             snappy: snap::raw::Encoder::new(),
+            raw: Vec::new(),
+            compressed: Vec::new(),
             flat: Vec::new(),
             entries: Vec::new(),
             by_shard: Vec::new(),

@@ -103,12 +103,23 @@ impl RequestBuilder {
         self.samples
     }
 
-    /// The encoded request, its sample count and newest timestamp; the builder is reset.
+    #[cfg(test)]
     pub fn take(&mut self) -> (Vec<u8>, usize, i64) {
-        let out = (std::mem::take(&mut self.buf), self.samples, self.newest);
+        let out = (self.buf.clone(), self.samples, self.newest);
+        self.clear();
+        out
+    }
+
+    /// The encoded request, its sample count and newest timestamp.
+    pub fn encoded(&self) -> (&[u8], usize, i64) {
+        (&self.buf, self.samples, self.newest)
+    }
+
+    /// Starts the next request, keeping the buffer's capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
         self.samples = 0;
         self.newest = 0;
-        out
     }
 }
 

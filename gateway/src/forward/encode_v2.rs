@@ -111,25 +111,18 @@ impl RequestBuilder {
         self.samples
     }
 
-    /// The encoded request (its symbol table resolved through `interner`), its sample count
-    /// and newest timestamp; the builder is reset.
-    pub fn take(&mut self, interner: &Interner) -> (Vec<u8>, usize, i64) {
-        let table: usize = 2 + self
-            .symbols
-            .iter()
-            .map(|&g| {
-                let n = interner.strings[g as usize].len();
-                1 + varint_len(n as u64) + n
-            })
-            .sum::<usize>();
-        let mut out = Vec::with_capacity(table + self.series.len());
+    /// Writes the request (its symbol table resolved through `interner`) into `out`,
+    /// replacing what was there; returns its sample count and newest timestamp and resets
+    /// the builder (keeping its buffers' capacity).
+    pub fn encode_into(&mut self, interner: &Interner, out: &mut Vec<u8>) -> (usize, i64) {
+        out.clear();
         // symbols: field 4, repeated string; the first is "".
-        put_bytes_field(&mut out, 0x22, b"");
+        put_bytes_field(out, 0x22, b"");
         for &g in &self.symbols {
-            put_bytes_field(&mut out, 0x22, interner.strings[g as usize].as_bytes());
+            put_bytes_field(out, 0x22, interner.strings[g as usize].as_bytes());
         }
         out.extend_from_slice(&self.series);
-        let result = (out, self.samples, self.newest);
+        let result = (self.samples, self.newest);
         self.series.clear();
         self.symbols.clear();
         self.samples = 0;
@@ -141,6 +134,13 @@ impl RequestBuilder {
             self.generation = 1;
         }
         result
+    }
+
+    #[cfg(test)]
+    pub fn take(&mut self, interner: &Interner) -> (Vec<u8>, usize, i64) {
+        let mut out = Vec::new();
+        let (n, newest) = self.encode_into(interner, &mut out);
+        (out, n, newest)
     }
 
     /// Forgets local indexes (the interner was cleared).
