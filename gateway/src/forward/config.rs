@@ -31,7 +31,7 @@ pub struct RemoteWriteConfig {
     pub authorization: Option<Authorization>,
     /// Relabeling applied to each series (after the external labels are added) before it is
     /// sent; a series a step drops is not forwarded.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::relabel::de_configs")]
     pub write_relabel_configs: Vec<super::relabel::RelabelConfig>,
     /// Queueing and retries.
     #[serde(default)]

@@ -356,6 +356,34 @@ impl TryFrom<RawConfig> for RelabelConfig {
     }
 }
 
+/// Deserializes a list of relabel steps, naming the failing step by its index (the YAML
+/// location serde gives is the list's).
+pub fn de_configs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RelabelConfig>, D::Error> {
+    struct Steps;
+    impl<'de> serde::de::Visitor<'de> for Steps {
+        type Value = Vec<RelabelConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of relabel configurations")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            loop {
+                match seq.next_element::<RelabelConfig>() {
+                    Ok(Some(c)) => out.push(c),
+                    Ok(None) => return Ok(out),
+                    Err(e) => {
+                        return Err(serde::de::Error::custom(format!("[{}]: {e}", out.len())));
+                    }
+                }
+            }
+        }
+    }
+    d.deserialize_seq(Steps)
+}
+
 /// A label set being relabeled: sorted `(name, value)` pairs without empty values.
 pub type LabelPairs = Vec<(String, String)>;
 

@@ -398,3 +398,20 @@ fn target_label_validity() {
         assert_eq!(valid_target(s), ok, "{s}");
     }
 }
+
+#[test]
+fn config_errors_name_file_and_line() {
+    let text = "remote_write:\n  - url: http://x:1/api/v1/write\n    write_relabel_configs:\n      \
+                - {target_label: a}\n      - source_labels: [a]\n        action: hashmod\n        \
+                target_label: b\n";
+    let e = crate::config::Config::parse(text, "promgate.yml", |_| None)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.starts_with("promgate.yml:"), "{e}");
+    assert!(
+        e.contains("write_relabel_configs: [1]: relabel configuration for hashmod"),
+        "the second entry: {e}"
+    );
+    assert!(e.contains("hashmod requires non-zero modulus"), "{e}");
+}
