@@ -405,8 +405,7 @@ fn config_errors_name_file_and_line() {
                 - {target_label: a}\n      - source_labels: [a]\n        action: hashmod\n        \
                 target_label: b\n";
     let e = crate::config::Config::parse(text, "promgate.yml", |_| None)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(e.starts_with("promgate.yml:"), "{e}");
     assert!(
