@@ -203,7 +203,9 @@ impl Config {
     }
 }
 
-/// Replaces `${VAR}` with the variable's value; `$$` stands for a literal `$`.
+/// Replaces `${VAR}` with the variable's value; `$$` stands for a literal `$`. A reference
+/// starting with a digit is no variable name: `${1}` stays as written, so relabel
+/// replacements keep working unescaped (named groups need `$${name}`).
 fn expand_env(
     text: &str,
     path: &str,
@@ -218,7 +220,9 @@ fn expand_env(
             if let Some(tail) = after.strip_prefix('$') {
                 out.push('$');
                 rest = tail;
-            } else if let Some(tail) = after.strip_prefix('{') {
+            } else if let Some(tail) = after.strip_prefix('{')
+                && !tail.starts_with(|c: char| c.is_ascii_digit())
+            {
                 let end = tail.find('}').ok_or(ConfigError::BadEnvRef {
                     path: path.to_string(),
                     line: i + 1,
@@ -305,6 +309,8 @@ mod tests {
         assert_eq!(err, "promgate.yml:3: environment variable NOPE is not set");
         let c = parse("storage:\n  path: /a$$b\n").unwrap();
         assert_eq!(c.storage.path, PathBuf::from("/a$b"));
+        let c = parse("storage:\n  path: /a${1}b\n").unwrap();
+        assert_eq!(c.storage.path, PathBuf::from("/a${1}b"));
     }
 
     #[test]

@@ -1,30 +1,48 @@
 //! Forwarding: every sample promgate committed goes on to each `remote_write` target, in
-//! order, surviving receiver outages and promgate restarts.
+//! order per series, surviving receiver outages and promgate restarts.
 //!
-//! The queue is the store's record log itself: a record (one committed group of writes) is
-//! the unit, and each target keeps a cursor, the last record its receiver acknowledged,
-//! persisted through the store's writer. A forwarder reads the records after its cursor,
-//! labels their samples (external labels added), sends them as remote write 1.0 requests of
-//! at most `max_samples_per_send` samples, and moves the cursor once every request of a record
-//! was acknowledged. Nothing acknowledged to a sender is lost: a restart resumes at the cursor
-//! (at-least-once: the last requests before a crash may be sent again, which receivers accept
-//! as identical duplicates). Retention keeps unsent records within each target's
-//! `max_backlog_bytes`; beyond it the oldest are skipped, counted and logged.
+//! **The queue is the store's record log itself**: a record (one committed group of writes,
+//! samples of ingest, recording rules and `ALERTS`/`ALERTS_FOR_STATE` alike) is the unit, and
+//! each target keeps a cursor, the last record its receiver acknowledged, persisted through
+//! the store's writer. A forwarder reads the records after its cursor in chunks, labels their
+//! samples (external labels merged in, then `write_relabel_configs`, both once per series and
+//! cached by series id), encodes remote write 1.0 or 2.0 requests of at most
+//! `max_samples_per_send` samples, and moves the cursor once every request of a chunk was
+//! answered (saved at most every 200 ms while data flows, when the queue goes idle, and at
+//! shutdown, since each save is a commit). Nothing acknowledged to a sender is lost: a
+//! restart resumes at the saved cursor (at-least-once: what was sent after it is sent again,
+//! which receivers accept as identical duplicates).
 //!
-//! Records are sent oldest first, so after an outage the backlog drains before fresh data.
-//! That keeps every series in timestamp order, which receivers such as Prometheus and Mimir
-//! require; fresh data waits behind the backlog for as long as the drain takes (the drain runs
-//! at full speed, see BENCHMARKS.md).
+//! **Shards.** A chunk's series are hashed to shards, each shard sending its requests in
+//! order, the shards concurrently; the next chunk starts when every shard is done, so a
+//! series' samples always leave in timestamp order, on one connection at a time, whatever the
+//! shard count. The shard count follows the queue: a chunk holds everything committed after
+//! the cursor, up to `max_shards` requests' worth, and gets one shard per full request
+//! (between `min_shards` and `max_shards`). When the forwarder keeps up, chunks are small and
+//! one shard sends them as they commit; when it falls behind (an outage, a burst), chunks
+//! fill up and up to `max_shards` requests are in flight. The next chunk is read and encoded
+//! while the current one is being sent.
 //!
-//! The sender follows the remote-write spec (and vmagent's loop): 2xx is success, Mimir's 202
-//! included; 5xx, timeouts and network errors are retried with exponential backoff and jitter,
-//! honouring `Retry-After`; 429 is retried only with `retry_on_http_429` (Prometheus 2.42's
-//! default drops it); other 4xx are dropped and counted, with the receiver's message logged
-//! (throttled).
+//! **Backlog against fresh data.** Records go oldest first, because receivers such as
+//! Prometheus and Mimir reject a sample older than one they already have for the series: a
+//! "fresh first" lane would turn the backlog into rejected samples. So after an outage fresh
+//! data waits behind the backlog, and promgate keeps that wait short and bounded instead:
+//! the drain runs at full width (`max_shards` concurrent requests, see BENCHMARKS.md for the
+//! rate), and the backlog is capped by `queue_config.max_backlog_bytes`, beyond which the
+//! oldest records are dropped, counted (`prometheus_remote_storage_samples_dropped_total`) and
+//! logged. The worst delay of a fresh sample is therefore the budget divided by the drain
+//! rate, and the freshest data is what survives a long outage.
+//!
+//! The sender's rules (retries, backoff, `Retry-After`, 429, 4xx) are in [`send`].
 
 pub mod config;
 mod encode;
+mod encode_v2;
+pub mod relabel;
+mod send;
+pub mod tls;
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,19 +56,23 @@ use prometheus_client::registry::Registry;
 use rules_engine::Sample;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
 use crate::store::codec::decode_record;
-use config::RemoteWriteConfig;
+use crate::store::{Store, StoreError};
+use config::{RemoteWriteConfig, Wire};
+use send::{Request, Sender, Sent};
 
-/// Records read from the log per pass.
-const READ_BATCH: usize = 256;
-/// Minimum time between two logs of the same receiver error.
-const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Most records read into one chunk.
+const READ_BATCH: usize = 1024;
+/// Most samples in one chunk, whatever the queue settings (bounds memory).
+const CHUNK_SAMPLES_CAP: usize = 500_000;
+/// Longest the saved cursor lags the acknowledged one while data flows (a crash resends at
+/// most this much, which receivers take as duplicates).
+const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct QueueLabels {
-    remote_name: String,
-    url: String,
+pub struct QueueLabels {
+    pub remote_name: String,
+    pub url: String,
 }
 
 /// Forwarding metrics, named as Prometheus 2.42 names them so the usual "remote write
@@ -64,6 +86,8 @@ pub struct ForwardMetrics {
     bytes: Family<QueueLabels, Counter>,
     highest_sent: Family<QueueLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     shards: Family<QueueLabels, Gauge>,
+    shards_max: Family<QueueLabels, Gauge>,
+    shards_min: Family<QueueLabels, Gauge>,
     pending_records: Family<QueueLabels, Gauge>,
     highest_ts: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
@@ -90,7 +114,7 @@ impl ForwardMetrics {
         );
         r.register(
             "samples_dropped",
-            "Samples dropped before being sent (backlog over its budget, series gone)",
+            "Samples dropped before being sent (relabeling, backlog over its budget, series gone)",
             m.dropped.clone(),
         );
         r.register("bytes", "Compressed bytes sent", m.bytes.clone());
@@ -99,7 +123,21 @@ impl ForwardMetrics {
             "Timestamp of the newest sample a receiver acknowledged",
             m.highest_sent.clone(),
         );
-        r.register("shards", "Concurrent senders", m.shards.clone());
+        r.register(
+            "shards",
+            "Shards sending the current chunk of the queue",
+            m.shards.clone(),
+        );
+        r.register(
+            "shards_max",
+            "Most shards the queue may use",
+            m.shards_max.clone(),
+        );
+        r.register(
+            "shards_min",
+            "Fewest shards the queue uses",
+            m.shards_min.clone(),
+        );
         r.register(
             "pending_records",
             "Committed records not yet acknowledged by the receiver",
@@ -133,8 +171,14 @@ fn labels_of(cfg: &RemoteWriteConfig) -> QueueLabels {
 pub struct TargetStatus {
     pub name: String,
     pub url: String,
+    /// `prometheus.WriteRequest` or `io.prometheus.write.v2.Request`.
+    pub protobuf_message: String,
+    /// The last record the receiver acknowledged.
     pub cursor: i64,
+    /// The newest committed record.
     pub committed: i64,
+    /// Shards sending the current chunk.
+    pub shards: usize,
     pub last_error: Option<String>,
     pub last_success_unix_ms: Option<i64>,
 }
@@ -142,27 +186,267 @@ pub struct TargetStatus {
 /// Status of every target, shared with the API.
 pub type StatusBoard = Arc<Mutex<Vec<TargetStatus>>>;
 
-/// How one request ended.
-enum Sent {
-    Acked,
-    Dropped,
-    Interrupted,
+/// A series as sent: its encoded labels, after external labels and relabeling.
+enum Encoded {
+    /// Remote write 1.0: the `TimeSeries.labels` field bytes.
+    V1(Box<[u8]>),
+    /// Remote write 2.0: interned symbol ids, name and value alternating.
+    V2(Box<[u32]>),
+}
+
+/// Requests of one chunk of the record log, grouped by shard.
+struct Chunk {
+    /// The chunk's last record.
+    last_seq: i64,
+    shards: Vec<Vec<Request>>,
+    /// Samples of series that `write_relabel_configs` dropped.
+    relabel_dropped: u64,
+    /// Samples of series no longer in the store.
+    missing: u64,
+}
+
+/// Reads chunks of the record log and encodes them; runs on a blocking thread, owned by one
+/// call at a time (moved in and out of `spawn_blocking`).
+struct ChunkBuilder {
+    cfg: Arc<RemoteWriteConfig>,
+    external: Vec<(String, String)>,
+    store: Arc<Store>,
+    reader: rusqlite::Connection,
+    cache: hashbrown::HashMap<u64, Option<Encoded>>,
+    interner: encode_v2::Interner,
+    v1: encode::RequestBuilder,
+    v2: encode_v2::RequestBuilder,
+    snappy: snap::raw::Encoder,
+    /// Scratch buffers of `finish`.
+    raw: Vec<u8>,
+    compressed: Vec<u8>,
+    flat: Vec<Sample>,
+    entries: Vec<(u64, Range<usize>)>,
+    by_shard: Vec<Vec<u32>>,
+}
+
+/// Which shard sends a series: a multiplicative hash of its id (ids are dense integers).
+fn shard_of(id: u64, shards: usize) -> usize {
+    ((id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
+}
+
+impl ChunkBuilder {
+    fn max_chunk_samples(&self) -> usize {
+        let q = &self.cfg.queue_config;
+        (q.capacity.max(q.max_samples_per_send) * q.max_shards).clamp(1, CHUNK_SAMPLES_CAP)
+    }
+
+    /// The records after `after`, encoded; `None` when there are none.
+    fn build(&mut self, after: i64) -> Result<Option<Chunk>, StoreError> {
+        // Series come and go; a cache far larger than the head is mostly dead entries. Cleared
+        // only here, between requests, since 2.0 requests hold interned ids.
+        if self.cache.len() > 2 * self.store.head().len() + 1024 {
+            self.cache.clear();
+            self.interner.clear();
+            self.v2.reset_symbols();
+        }
+        let limit = self.max_chunk_samples();
+        self.flat.clear();
+        self.entries.clear();
+        let mut last_seq = after;
+        {
+            let mut stmt = self
+                .reader
+                .prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq")?;
+            let mut rows = stmt.query([after])?;
+            let mut records = 0;
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                let (flat, entries) = (&mut self.flat, &mut self.entries);
+                let mark = (flat.len(), entries.len());
+                let decoded = decode_record(data, |id, s| {
+                    let start = flat.len();
+                    flat.extend_from_slice(s);
+                    entries.push((id, start..flat.len()));
+                });
+                if let Err(e) = decoded {
+                    self.flat.truncate(mark.0);
+                    self.entries.truncate(mark.1);
+                    tracing::error!(remote = %self.cfg.remote_name(), seq, error = %e, "Skipping a corrupt record.");
+                }
+                last_seq = seq;
+                records += 1;
+                if self.flat.len() >= limit || records >= READ_BATCH {
+                    break;
+                }
+            }
+        }
+        if last_seq == after {
+            return Ok(None);
+        }
+        let q = &self.cfg.queue_config;
+        let per_send = q.max_samples_per_send.max(1);
+        let shards = self
+            .flat
+            .len()
+            .div_ceil(per_send)
+            .clamp(q.min_shards.max(1), q.max_shards.max(1));
+        self.by_shard.iter_mut().for_each(Vec::clear);
+        self.by_shard
+            .resize_with(shards.max(self.by_shard.len()), Vec::new);
+        for (i, (id, _)) in self.entries.iter().enumerate() {
+            self.by_shard[shard_of(*id, shards)].push(i as u32);
+        }
+        let mut chunk = Chunk {
+            last_seq,
+            shards: Vec::with_capacity(shards),
+            relabel_dropped: 0,
+            missing: 0,
+        };
+        let by_shard = std::mem::take(&mut self.by_shard);
+        let wire = self.cfg.wire();
+        for members in by_shard.iter().take(shards) {
+            let mut requests = Vec::new();
+            for &i in members {
+                let (id, range) = self.entries[i as usize].clone();
+                // One lookup per entry; a series seen for the first time is labeled here.
+                let slot =
+                    match self.cache.entry(id) {
+                        hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        hashbrown::hash_map::Entry::Vacant(v) => {
+                            let Some(series) = self.store.head().get(id) else {
+                                chunk.missing += range.len() as u64;
+                                continue;
+                            };
+                            let pairs = encode::with_external(&series.labels, &self.external);
+                            let encoded = relabel::process(pairs, &self.cfg.write_relabel_configs)
+                                .map(|p| match wire {
+                                    Wire::V1 => {
+                                        Encoded::V1(encode::label_block(&p).into_boxed_slice())
+                                    }
+                                    Wire::V2 => Encoded::V2(self.interner.refs(&p)),
+                                });
+                            v.insert(encoded)
+                        }
+                    };
+                let Some(encoded) = slot else {
+                    chunk.relabel_dropped += range.len() as u64;
+                    continue;
+                };
+                let mut rest = range;
+                while !rest.is_empty() {
+                    let pending = match wire {
+                        Wire::V1 => self.v1.samples(),
+                        Wire::V2 => self.v2.samples(),
+                    };
+                    let take = rest.start..(rest.start + per_send - pending).min(rest.end);
+                    let samples = &self.flat[take.clone()];
+                    let full = match encoded {
+                        Encoded::V1(block) => {
+                            self.v1.push(block, samples);
+                            self.v1.samples() >= per_send
+                        }
+                        Encoded::V2(refs) => {
+                            self.v2.push(refs, samples);
+                            self.v2.samples() >= per_send
+                        }
+                    };
+                    rest.start = take.end;
+                    if full {
+                        requests.push(finish(
+                            wire,
+                            &mut self.v1,
+                            &mut self.v2,
+                            &self.interner,
+                            &mut self.snappy,
+                            &mut self.raw,
+                            &mut self.compressed,
+                        ));
+                    }
+                }
+            }
+            let pending = match wire {
+                Wire::V1 => self.v1.samples(),
+                Wire::V2 => self.v2.samples(),
+            };
+            if pending > 0 {
+                requests.push(finish(
+                    wire,
+                    &mut self.v1,
+                    &mut self.v2,
+                    &self.interner,
+                    &mut self.snappy,
+                    &mut self.raw,
+                    &mut self.compressed,
+                ));
+            }
+            chunk.shards.push(requests);
+        }
+        self.by_shard = by_shard;
+        Ok(Some(chunk))
+    }
+}
+
+/// The request being built, compressed; the builder starts the next one. `raw` and
+/// `compressed` are scratch buffers kept across requests, so building a request allocates
+/// only its final body.
+fn finish(
+    wire: Wire,
+    v1: &mut encode::RequestBuilder,
+    v2: &mut encode_v2::RequestBuilder,
+    interner: &encode_v2::Interner,
+    snappy: &mut snap::raw::Encoder,
+    raw: &mut Vec<u8>,
+    compressed: &mut Vec<u8>,
+) -> Request {
+    let (input, samples, newest) = match wire {
+        Wire::V1 => v1.encoded(),
+        Wire::V2 => {
+            let (n, newest) = v2.encode_into(interner, raw);
+            (raw.as_slice(), n, newest)
+        }
+    };
+    let need = snap::raw::max_compress_len(input.len());
+    if compressed.len() < need {
+        compressed.resize(need, 0);
+    }
+    let body = match snappy.compress(input, compressed) {
+        Ok(n) => Bytes::copy_from_slice(&compressed[..n]),
+        // Only for inputs over snappy's 4 GiB bound, which max_samples_per_send excludes.
+        Err(e) => {
+            tracing::error!(error = %e, "Snappy compression failed.");
+            Bytes::new()
+        }
+    };
+    if wire == Wire::V1 {
+        v1.clear();
+    }
+    Request {
+        body,
+        samples: samples as u64,
+        newest,
+    }
+}
+
+type Built = (ChunkBuilder, Result<Option<Chunk>, StoreError>);
+
+/// Builds the chunk after `after` on a blocking thread, with the builder from `home`.
+fn spawn_build(home: &mut Option<ChunkBuilder>, after: i64) -> tokio::task::JoinHandle<Built> {
+    let mut builder = home
+        .take()
+        .expect("the chunk builder is home between builds");
+    tokio::task::spawn_blocking(move || {
+        let chunk = builder.build(after);
+        (builder, chunk)
+    })
 }
 
 /// One target's forwarder.
 pub struct Forwarder {
-    cfg: RemoteWriteConfig,
-    queue: QueueLabels,
-    external: Vec<(String, String)>,
+    cfg: Arc<RemoteWriteConfig>,
+    sender: Arc<Sender>,
     store: Arc<Store>,
-    client: reqwest::Client,
     metrics: ForwardMetrics,
     board: StatusBoard,
     slot: usize,
-    last_log: Option<Instant>,
-    /// Encoded label blocks by series id (see `encode`).
-    label_cache: hashbrown::HashMap<u64, Box<[u8]>>,
-    snappy: snap::raw::Encoder,
+    /// Taken by `run` (a mutex only so that `Forwarder` is `Sync`).
+    builder: Mutex<Option<ChunkBuilder>>,
 }
 
 impl Forwarder {
@@ -173,351 +457,217 @@ impl Forwarder {
         metrics: ForwardMetrics,
         board: StatusBoard,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.remote_timeout)
-            .user_agent(concat!("promgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("remote_write {}: {e}", cfg.sanitized_url()))?;
+        let cfg = Arc::new(cfg);
         let queue = labels_of(&cfg);
         let slot = {
             let mut b = board.lock();
             b.push(TargetStatus {
                 name: queue.remote_name.clone(),
                 url: queue.url.clone(),
+                protobuf_message: cfg.protobuf_message.clone(),
                 ..TargetStatus::default()
             });
             b.len() - 1
         };
-        metrics.shards.get_or_create(&queue).set(1);
-        Ok(Self {
+        let sender = Arc::new(Sender::new(
+            cfg.clone(),
+            queue.clone(),
+            metrics.clone(),
+            board.clone(),
+            slot,
+        )?);
+        let reader = store
+            .open_reader()
+            .map_err(|e| format!("remote_write {}: {e}", cfg.sanitized_url()))?;
+        metrics.shards.get_or_create(&queue).set(0);
+        metrics
+            .shards_max
+            .get_or_create(&queue)
+            .set(cfg.queue_config.max_shards as i64);
+        metrics
+            .shards_min
+            .get_or_create(&queue)
+            .set(cfg.queue_config.min_shards as i64);
+        let builder = ChunkBuilder {
+            cfg: cfg.clone(),
             external: external
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            store: store.clone(),
+            reader,
+            cache: hashbrown::HashMap::new(),
+            interner: encode_v2::Interner::default(),
+            v1: encode::RequestBuilder::default(),
+            v2: encode_v2::RequestBuilder::default(),
+            snappy: snap::raw::Encoder::new(),
+            raw: Vec::new(),
+            compressed: Vec::new(),
+            flat: Vec::new(),
+            entries: Vec::new(),
+            by_shard: Vec::new(),
+        };
+        Ok(Self {
             cfg,
-            queue,
+            sender,
             store,
-            client,
             metrics,
             board,
             slot,
-            last_log: None,
-            label_cache: hashbrown::HashMap::new(),
-            snappy: snap::raw::Encoder::new(),
+            builder: Mutex::new(Some(builder)),
         })
     }
 
     /// Runs until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let name = self.queue.remote_name.clone();
+    pub async fn run(self, shutdown: CancellationToken) {
+        let queue = self.sender.queue.clone();
+        let name = queue.remote_name.clone();
         let mut cursor = self.store.cursor(&name).unwrap_or(0);
         let mut committed = self.store.committed();
-        let reader = match self.store.open_reader() {
-            Ok(c) => Arc::new(Mutex::new(c)),
-            Err(e) => {
-                tracing::error!(remote = %name, error = %e, "Cannot read the record log; forwarding is off for this target.");
-                return;
-            }
-        };
-        tracing::info!(remote = %name, url = %self.queue.url, cursor, "Forwarding.");
+        tracing::info!(remote = %name, url = %queue.url, cursor, protobuf_message = %self.cfg.protobuf_message, "Forwarding.");
+        let mut read_pos = cursor;
+        // The cursor as last saved: saving costs a commit, so it is saved at most every
+        // CURSOR_SAVE_EVERY while data flows, when the queue goes idle, and at shutdown.
+        let mut saved = cursor;
+        let mut last_save = Instant::now();
+        // Home of the chunk builder between builds (kept out of `self`, which is shared
+        // across awaits and must stay `Sync`).
+        let mut home = self.builder.lock().take();
+        let mut next: Option<tokio::task::JoinHandle<_>> = None;
         loop {
             let newest = *committed.borrow_and_update();
-            self.metrics
-                .highest_ts
-                .set(self.store.highest_timestamp() as f64 / 1000.0);
-            self.metrics
-                .pending_records
-                .get_or_create(&self.queue)
-                .set(newest - cursor);
+            // Retention moves the cursor past records dropped for the backlog budget.
+            if let Some(c) = self.store.cursor(&name)
+                && c > cursor
             {
-                let mut b = self.board.lock();
-                b[self.slot].cursor = cursor;
-                b[self.slot].committed = newest;
+                cursor = c;
+                saved = saved.max(c);
+                read_pos = read_pos.max(c);
             }
-            if newest <= cursor {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    changed = committed.changed() => if changed.is_err() { return },
+            self.publish(cursor, newest);
+            let handle = match next.take() {
+                Some(h) => h,
+                None if newest <= read_pos => {
+                    if saved != cursor {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            changed = committed.changed() => if changed.is_err() { break },
+                            _ = tokio::time::sleep(CURSOR_SAVE_EVERY) => {
+                                self.save_cursor(cursor, &mut saved, &mut last_save).await;
+                            }
+                        }
+                    } else {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            changed = committed.changed() => if changed.is_err() { break },
+                        }
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let rows = {
-                let reader = reader.clone();
-                tokio::task::spawn_blocking(move || read_records(&reader.lock(), cursor)).await
+                None => spawn_build(&mut home, read_pos),
             };
-            let rows = match rows
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-            {
-                Ok(rows) => rows,
+            let Ok((builder, built)) = handle.await else {
+                tracing::error!(remote = %name, "The record reader panicked; forwarding stops for this target.");
+                break;
+            };
+            home = Some(builder);
+            let chunk = match built {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
                 Err(e) => {
                     tracing::error!(remote = %name, error = %e, "Reading the record log failed; retrying.");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                     continue;
                 }
             };
-            match self.forward_rows(&rows, &shutdown).await {
-                Some(last) => {
-                    cursor = last;
-                    if let Err(e) = self.store.set_cursor(&name, cursor).await {
-                        tracing::error!(remote = %name, error = %e, "Saving the forward cursor failed.");
-                    }
-                }
-                None => return,
+            read_pos = chunk.last_seq;
+            // Read and encode the next chunk while this one is sent.
+            if *committed.borrow() > read_pos {
+                next = Some(spawn_build(&mut home, read_pos));
             }
+            if !self.send_chunk(chunk, &shutdown).await {
+                break;
+            }
+            cursor = read_pos;
+            if last_save.elapsed() >= CURSOR_SAVE_EVERY {
+                self.save_cursor(cursor, &mut saved, &mut last_save).await;
+            }
+        }
+        // What the receiver acknowledged is kept; a chunk cut short is sent again next time.
+        if saved != cursor {
+            self.save_cursor(cursor, &mut saved, &mut last_save).await;
         }
     }
 
-    /// Adds samples of series `id` to `req` under its cached label block; false when the
-    /// series no longer exists.
-    fn push_series(
-        &mut self,
-        req: &mut encode::RequestBuilder,
-        id: u64,
-        samples: &[Sample],
-    ) -> bool {
-        if !self.label_cache.contains_key(&id) {
-            let Some(series) = self.store.head().get(id) else {
-                return false;
-            };
-            // Series come and go; a cache far larger than the head is mostly dead entries.
-            if self.label_cache.len() > 2 * self.store.head().len() + 1024 {
-                self.label_cache.clear();
-            }
-            let block = encode::label_block(&series.labels, &self.external);
-            self.label_cache.insert(id, block.into_boxed_slice());
-        }
-        match self.label_cache.get(&id) {
-            Some(block) => {
-                req.push(block, samples);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Sends the rows' samples; returns the last row's seq, or `None` when interrupted.
-    async fn forward_rows(
-        &mut self,
-        rows: &[(i64, Vec<u8>)],
-        shutdown: &CancellationToken,
-    ) -> Option<i64> {
-        let max = self.cfg.queue_config.max_samples_per_send.max(1);
-        let mut req = encode::RequestBuilder::default();
-        let mut flat: Vec<Sample> = Vec::new();
-        let mut entries: Vec<(u64, std::ops::Range<usize>)> = Vec::new();
-        let mut missing = 0u64;
-        for (_, data) in rows {
-            flat.clear();
-            entries.clear();
-            let decoded = decode_record(data, |id, s| {
-                let start = flat.len();
-                flat.extend_from_slice(s);
-                entries.push((id, start..flat.len()));
-            });
-            if let Err(e) = decoded {
-                tracing::error!(remote = %self.queue.remote_name, error = %e, "Skipping a corrupt record.");
-                continue;
-            }
-            for (id, range) in entries.drain(..) {
-                // Split a series' samples over requests at `max` samples each.
-                let mut rest = &flat[range];
-                while !rest.is_empty() {
-                    let take = rest.len().min(max - req.samples());
-                    if !self.push_series(&mut req, id, &rest[..take]) {
-                        missing += rest.len() as u64;
-                        break;
-                    }
-                    rest = &rest[take..];
-                    if req.samples() >= max
-                        && let Sent::Interrupted = self.send(req.take(), shutdown).await
-                    {
-                        return None;
-                    }
-                }
-            }
-        }
-        if req.samples() > 0
-            && let Sent::Interrupted = self.send(req.take(), shutdown).await
-        {
-            return None;
-        }
-        if missing > 0 {
-            self.metrics
-                .dropped
-                .get_or_create(&self.queue)
-                .inc_by(missing);
-            tracing::warn!(remote = %self.queue.remote_name, samples = missing, "Samples of series no longer in the store were not forwarded.");
-        }
-        rows.last().map(|(seq, _)| *seq)
-    }
-
-    /// Sends one request with the spec's retry rules.
-    async fn send(&mut self, request: (Vec<u8>, usize, i64), shutdown: &CancellationToken) -> Sent {
-        let (raw, samples, newest) = request;
-        let samples = samples as u64;
-        let body = match self.snappy.compress_vec(&raw) {
-            Ok(b) => Bytes::from(b),
+    async fn save_cursor(&self, cursor: i64, saved: &mut i64, last_save: &mut Instant) {
+        let name = &self.sender.queue.remote_name;
+        match self.store.set_cursor(name, cursor).await {
+            Ok(()) => *saved = cursor,
             Err(e) => {
-                tracing::error!(error = %e, "Snappy compression failed; request dropped.");
-                self.metrics
-                    .failed
-                    .get_or_create(&self.queue)
-                    .inc_by(samples);
-                return Sent::Dropped;
+                tracing::error!(remote = %name, error = %e, "Saving the forward cursor failed.")
             }
-        };
-        let q = self.cfg.queue_config.clone();
-        let mut backoff = q.min_backoff;
-        loop {
-            let wait = match self.attempt(body.clone()).await {
-                Ok(()) => {
-                    self.metrics
-                        .samples
-                        .get_or_create(&self.queue)
-                        .inc_by(samples);
-                    self.metrics
-                        .bytes
-                        .get_or_create(&self.queue)
-                        .inc_by(body.len() as u64);
-                    self.metrics
-                        .highest_sent
-                        .get_or_create(&self.queue)
-                        .set(newest as f64 / 1000.0);
-                    let mut b = self.board.lock();
-                    b[self.slot].last_success_unix_ms = Some(crate::serve::now_ms());
-                    b[self.slot].last_error = None;
-                    return Sent::Acked;
+        }
+        *last_save = Instant::now();
+    }
+
+    fn publish(&self, cursor: i64, newest: i64) {
+        let queue = &self.sender.queue;
+        self.metrics
+            .highest_ts
+            .set(self.store.highest_timestamp() as f64 / 1000.0);
+        self.metrics
+            .pending_records
+            .get_or_create(queue)
+            .set(newest - cursor);
+        let mut b = self.board.lock();
+        b[self.slot].cursor = cursor;
+        b[self.slot].committed = newest;
+    }
+
+    /// Sends every shard of `chunk` concurrently; false when shutdown interrupted it.
+    async fn send_chunk(&self, chunk: Chunk, shutdown: &CancellationToken) -> bool {
+        let queue = &self.sender.queue;
+        let shards = chunk.shards.iter().filter(|r| !r.is_empty()).count();
+        self.metrics.shards.get_or_create(queue).set(shards as i64);
+        self.board.lock()[self.slot].shards = shards;
+        let dropped = chunk.relabel_dropped + chunk.missing;
+        if dropped > 0 {
+            self.metrics.dropped.get_or_create(queue).inc_by(dropped);
+        }
+        if chunk.missing > 0 {
+            tracing::warn!(remote = %queue.remote_name, samples = chunk.missing, "Samples of series no longer in the store were not forwarded.");
+        }
+        let mut work = chunk.shards.into_iter().filter(|r| !r.is_empty());
+        if shards <= 1 {
+            return match work.next() {
+                Some(requests) => {
+                    self.sender.send_all(requests, shutdown).await != Sent::Interrupted
                 }
-                Err(Failure::Permanent(msg)) => {
-                    self.metrics
-                        .failed
-                        .get_or_create(&self.queue)
-                        .inc_by(samples);
-                    self.note_error(&msg, samples, false);
-                    return Sent::Dropped;
-                }
-                Err(Failure::Retry(msg, retry_after)) => {
-                    self.metrics
-                        .retried
-                        .get_or_create(&self.queue)
-                        .inc_by(samples);
-                    self.note_error(&msg, samples, true);
-                    let jittered = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
-                    retry_after.unwrap_or(jittered)
-                }
+                None => true,
             };
-            backoff = (backoff * 2).min(q.max_backoff);
-            tokio::select! {
-                _ = shutdown.cancelled() => return Sent::Interrupted,
-                _ = tokio::time::sleep(wait) => {}
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for requests in work {
+            let (sender, token) = (self.sender.clone(), shutdown.clone());
+            set.spawn(async move { sender.send_all(requests, &token).await });
+        }
+        let mut complete = true;
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok(Sent::Interrupted) => complete = false,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(remote = %queue.remote_name, error = %e, "A shard failed.");
+                    complete = false;
+                }
             }
         }
-    }
-
-    fn note_error(&mut self, msg: &str, samples: u64, retrying: bool) {
-        self.board.lock()[self.slot].last_error = Some(msg.to_string());
-        if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            self.last_log = Some(Instant::now());
-            if retrying {
-                tracing::warn!(remote = %self.queue.remote_name, url = %self.queue.url, samples, error = %msg, "Remote write failed; retrying.");
-            } else {
-                tracing::error!(remote = %self.queue.remote_name, url = %self.queue.url, samples, error = %msg, "Remote write refused; samples dropped.");
-            }
-        }
-    }
-
-    async fn attempt(&self, body: Bytes) -> Result<(), Failure> {
-        let mut req = self
-            .client
-            .post(&self.cfg.url)
-            .header("Content-Type", proto::headers::CONTENT_TYPE_V1)
-            .header("Content-Encoding", proto::headers::ENCODING_SNAPPY)
-            .header(proto::headers::VERSION, "0.1.0");
-        for (k, v) in &self.cfg.headers {
-            req = req.header(k, v);
-        }
-        if let Some(b) = &self.cfg.basic_auth {
-            let password = secret(b.password.as_deref(), b.password_file.as_deref())
-                .map_err(Failure::Permanent)?;
-            req = req.basic_auth(&b.username, password);
-        }
-        if let Some(a) = &self.cfg.authorization {
-            let creds = secret(a.credentials.as_deref(), a.credentials_file.as_deref())
-                .map_err(Failure::Permanent)?
-                .unwrap_or_default();
-            req = req.header("Authorization", format!("{} {creds}", a.kind));
-        }
-        let resp = match req.body(body).send().await {
-            Ok(r) => r,
-            Err(e) => return Err(Failure::Retry(without_url(&e), None)),
-        };
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = resp
-            .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = resp.text().await.unwrap_or_default();
-        let msg = format!(
-            "HTTP {status}: {}",
-            text.trim().chars().take(512).collect::<String>()
-        );
-        if status.is_server_error()
-            || (status.as_u16() == 429 && self.cfg.queue_config.retry_on_http_429)
-        {
-            Err(Failure::Retry(msg, retry_after))
-        } else {
-            Err(Failure::Permanent(msg))
-        }
+        complete
     }
 }
 
-enum Failure {
-    Retry(String, Option<Duration>),
-    Permanent(String),
-}
-
-/// A secret given inline or in a file (read at each use, so rotation needs no reload).
-fn secret(inline: Option<&str>, file: Option<&str>) -> Result<Option<String>, String> {
-    match (inline, file) {
-        (Some(s), _) => Ok(Some(s.to_string())),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map(|s| Some(s.trim().to_string()))
-            .map_err(|e| format!("reading credentials file {f}: {e}")),
-        (None, None) => Ok(None),
-    }
-}
-
-/// reqwest's error text without the URL (which may carry credentials).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    match std::error::Error::source(e) {
-        Some(src) => format!("{kind}: {src}"),
-        None => kind.to_string(),
-    }
-}
-
-/// Up to [`READ_BATCH`] records after `cursor`.
-fn read_records(
-    conn: &rusqlite::Connection,
-    cursor: i64,
-) -> Result<Vec<(i64, Vec<u8>)>, rusqlite::Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-    let rows = stmt.query_map([cursor, READ_BATCH as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
-}
+#[cfg(test)]
+mod tests;

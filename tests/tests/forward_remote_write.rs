@@ -179,10 +179,26 @@ fn forwards_everything_with_external_labels() {
         Some(250.0),
         "{metrics}"
     );
+    // The queue's shards: bounds as configured (Prometheus's defaults), and the shards that
+    // sent the last chunk (these small writes fit one request each: one shard).
+    let labels = format!(
+        "{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
+        receiver.url()
+    );
+    for (name, want) in [("shards_max", 200.0), ("shards_min", 1.0), ("shards", 1.0)] {
+        let series = format!("prometheus_remote_storage_{name}{labels}");
+        assert_eq!(
+            http::metric_value(&metrics, &series),
+            Some(want),
+            "{series}"
+        );
+    }
     let status = http::get(&format!("{}/api/v1/status/forward", pg.url())).expect("status");
     let v = status.json().expect("json");
     assert_eq!(v["data"][0]["name"], "prom");
     assert_eq!(v["data"][0]["cursor"], v["data"][0]["committed"]);
+    assert_eq!(v["data"][0]["shards"], 1);
+    assert_eq!(v["data"][0]["protobuf_message"], "prometheus.WriteRequest");
 }
 
 #[test]

@@ -29,13 +29,27 @@ pub struct RemoteWriteConfig {
     /// `Authorization` header credentials (bearer by default).
     #[serde(default)]
     pub authorization: Option<Authorization>,
+    /// Relabeling applied to each series (after the external labels are added) before it is
+    /// sent; a series a step drops is not forwarded.
+    #[serde(default, deserialize_with = "super::relabel::de_configs")]
+    pub write_relabel_configs: Vec<super::relabel::RelabelConfig>,
     /// Queueing and retries.
     #[serde(default)]
     pub queue_config: QueueConfig,
-    /// Wire protocol: `prometheus.WriteRequest` (1.0). 2.0 sending is not implemented yet and
-    /// is refused by validation rather than silently downgraded.
+    /// TLS settings for `https://` URLs.
+    #[serde(default)]
+    pub tls_config: super::tls::TlsConfig,
+    /// Wire protocol: `prometheus.WriteRequest` (remote write 1.0, the default) or
+    /// `io.prometheus.write.v2.Request` (2.0, with a symbol table per request).
     #[serde(default = "default_message")]
     pub protobuf_message: String,
+}
+
+/// The remote-write message sent on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    V1,
+    V2,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -66,9 +80,10 @@ pub struct QueueConfig {
     /// Samples buffered per shard (Prometheus: 2500). promgate's queue is the database, so
     /// this only bounds how much one read from it holds.
     pub capacity: usize,
-    /// Most concurrent senders (Prometheus: 200). promgate sends with one sender per target
-    /// so far; the field is accepted for compatibility.
+    /// Most concurrent senders (Prometheus: 200); the forwarder adds shards up to this when
+    /// the queue falls behind (see the `forward` module doc).
     pub max_shards: usize,
+    /// Fewest concurrent senders (Prometheus: 1).
     pub min_shards: usize,
     /// Samples per request (Prometheus: 500).
     pub max_samples_per_send: usize,
@@ -117,6 +132,15 @@ fn default_auth_type() -> String {
 }
 
 impl RemoteWriteConfig {
+    /// The message this target sends.
+    pub fn wire(&self) -> Wire {
+        if self.protobuf_message == proto::headers::PROTO_V2 {
+            Wire::V2
+        } else {
+            Wire::V1
+        }
+    }
+
     /// The name used in metrics: `name`, else the first 6 hex digits of a hash of the URL
     /// (Prometheus uses a hash of the whole config; the URL is stabler across edits).
     pub fn remote_name(&self) -> String {
@@ -142,22 +166,30 @@ impl RemoteWriteConfig {
     pub fn validate(&self, i: usize) -> Vec<String> {
         let mut e = Vec::new();
         let at = format!("remote_write[{i}]");
+        let q = &self.queue_config;
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             e.push(format!(
                 "{at}.url: must be an http:// or https:// URL, got {:?}",
                 self.url
             ));
         }
-        if self.url.starts_with("https://") {
+        if let Err(err) = self.tls_config.validate() {
+            e.push(format!("{at}.tls_config: {err}"));
+        }
+        if self.protobuf_message != proto::headers::PROTO_V1
+            && self.protobuf_message != proto::headers::PROTO_V2
+        {
             e.push(format!(
-                "{at}.url: https is not supported yet (tls_config is not implemented)"
+                "{at}.protobuf_message: must be {} or {}, got {:?}",
+                proto::headers::PROTO_V1,
+                proto::headers::PROTO_V2,
+                self.protobuf_message
             ));
         }
-        if self.protobuf_message != proto::headers::PROTO_V1 {
+        if q.max_shards == 0 || q.min_shards == 0 || q.min_shards > q.max_shards {
             e.push(format!(
-                "{at}.protobuf_message: only {} is implemented, got {:?}",
-                proto::headers::PROTO_V1,
-                self.protobuf_message
+                "{at}.queue_config: need 1 <= min_shards <= max_shards, got {} and {}",
+                q.min_shards, q.max_shards
             ));
         }
         if self.basic_auth.is_some() && self.authorization.is_some() {
@@ -201,7 +233,6 @@ impl RemoteWriteConfig {
                 e.push(format!("{at}.headers: {h} is reserved and cannot be set"));
             }
         }
-        let q = &self.queue_config;
         if q.max_samples_per_send == 0 {
             e.push(format!(
                 "{at}.queue_config.max_samples_per_send: must be positive"
@@ -241,7 +272,7 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let c = parse(
-            "url: ftp://x\nheaders: {Authorization: x}\nprotobuf_message: io.prometheus.write.v2.Request\n",
+            "url: ftp://x\nheaders: {Authorization: x}\nprotobuf_message: io.prometheus.write.v3.Request\n",
         );
         let e = c.validate(2).join("\n");
         assert!(e.contains("remote_write[2].url"), "{e}");

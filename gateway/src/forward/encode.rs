@@ -10,7 +10,7 @@ use rules_engine::{Labels, Sample};
 
 use crate::store::codec::put_varint;
 
-fn varint_len(mut v: u64) -> usize {
+pub(super) fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
         v >>= 7;
@@ -19,25 +19,30 @@ fn varint_len(mut v: u64) -> usize {
     n
 }
 
-fn put_bytes_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+pub(super) fn put_bytes_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.push(tag);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
-/// The `labels` of a `TimeSeries` (field 1, repeated `Label`): the series' labels plus the
-/// external labels it lacks, sorted by name.
-pub fn label_block(labels: &Labels, external: &[(String, String)]) -> Vec<u8> {
-    let mut pairs: Vec<(&str, &str)> = labels
+/// A series' labels with the external labels it lacks, sorted by name (Prometheus's
+/// `processExternalLabels`: the series' own value wins).
+pub fn with_external(labels: &Labels, external: &[(String, String)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = labels
         .iter()
-        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     for (k, v) in external {
         if labels.get(k).is_none() {
-            pairs.push((k, v));
+            pairs.push((k.clone(), v.clone()));
         }
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    pairs
+}
+
+/// The `labels` of a `TimeSeries` (field 1, repeated `Label`) for sorted label pairs.
+pub fn label_block(pairs: &[(String, String)]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut label = Vec::new();
     for (n, v) in pairs {
@@ -47,6 +52,20 @@ pub fn label_block(labels: &Labels, external: &[(String, String)]) -> Vec<u8> {
         put_bytes_field(&mut out, 0x0a, &label);
     }
     out
+}
+
+/// Encoded length of a `Sample` message: field 1 double (tag 0x09, 8 bytes), field 2 int64
+/// (tag 0x10, varint). Remote write 1.0 and 2.0 share this layout.
+pub(super) fn sample_len(s: &Sample) -> usize {
+    1 + 8 + 1 + varint_len(s.t.0 as u64)
+}
+
+/// Writes a `Sample` message's fields (without its own tag and length).
+pub(super) fn put_sample(out: &mut Vec<u8>, s: &Sample) {
+    out.push(0x09);
+    out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+    out.push(0x10);
+    put_varint(out, s.t.0 as u64);
 }
 
 /// A `WriteRequest` being built.
@@ -60,8 +79,6 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     /// Adds one `TimeSeries` with a cached label block and its samples.
     pub fn push(&mut self, label_block: &[u8], samples: &[Sample]) {
-        // Sample: field 1 double (tag 0x09, 8 bytes), field 2 int64 (tag 0x10, varint).
-        let sample_len = |s: &Sample| 1 + 8 + 1 + varint_len(s.t.0 as u64);
         let body: usize = label_block.len()
             + samples
                 .iter()
@@ -76,10 +93,7 @@ impl RequestBuilder {
         for s in samples {
             self.buf.push(0x12);
             put_varint(&mut self.buf, sample_len(s) as u64);
-            self.buf.push(0x09);
-            self.buf.extend_from_slice(&s.v.to_bits().to_le_bytes());
-            self.buf.push(0x10);
-            put_varint(&mut self.buf, s.t.0 as u64);
+            put_sample(&mut self.buf, s);
             self.newest = self.newest.max(s.t.0);
         }
         self.samples += samples.len();
@@ -89,12 +103,23 @@ impl RequestBuilder {
         self.samples
     }
 
-    /// The encoded request, its sample count and newest timestamp; the builder is reset.
+    #[cfg(test)]
     pub fn take(&mut self) -> (Vec<u8>, usize, i64) {
-        let out = (std::mem::take(&mut self.buf), self.samples, self.newest);
+        let out = (self.buf.clone(), self.samples, self.newest);
+        self.clear();
+        out
+    }
+
+    /// The encoded request, its sample count and newest timestamp.
+    pub fn encoded(&self) -> (&[u8], usize, i64) {
+        (&self.buf, self.samples, self.newest)
+    }
+
+    /// Starts the next request, keeping the buffer's capacity.
+    pub fn clear(&mut self) {
+        self.buf.clear();
         self.samples = 0;
         self.newest = 0;
-        out
     }
 }
 
@@ -113,7 +138,10 @@ mod tests {
             ("cluster".to_string(), "a".to_string()),
         ];
         let mut b = RequestBuilder::default();
-        b.push(&label_block(&l, &ext), &[Sample::new(1, 1.0)]);
+        b.push(
+            &label_block(&with_external(&l, &ext)),
+            &[Sample::new(1, 1.0)],
+        );
         let req = v1::WriteRequest::decode(b.take().0.as_slice()).unwrap();
         let got: Vec<(String, String)> = req.timeseries[0]
             .labels
@@ -144,7 +172,7 @@ mod tests {
             for (labels, samples) in &series {
                 let l = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
                 let samples: Vec<Sample> = samples.iter().map(|&(t, v)| Sample::new(t, f64::from_bits(v))).collect();
-                b.push(&label_block(&l, &external), &samples);
+                b.push(&label_block(&with_external(&l, &external)), &samples);
                 let mut pairs: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 if !labels.contains_key("cluster") {
                     pairs.push(("cluster".into(), "eu".into()));

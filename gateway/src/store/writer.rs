@@ -163,11 +163,18 @@ impl Writer {
             .unwrap_or(i64::MAX)
     }
 
+    /// Moves a cursor forward (never back: the forwarder and the backlog budget both move
+    /// it, and the budget's skip must not be undone by a forwarder finishing an older chunk).
     fn set_cursor(&mut self, name: &str, seq: i64) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO forward_cursor (name, seq) VALUES (?1, ?2)")?
+            .prepare_cached(
+                "INSERT INTO forward_cursor (name, seq) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )?
             .execute(params![name, seq])?;
-        self.cursors.lock().insert(name.to_string(), seq);
+        let mut cursors = self.cursors.lock();
+        let c = cursors.entry(name.to_string()).or_insert(seq);
+        *c = (*c).max(seq);
         Ok(())
     }
 

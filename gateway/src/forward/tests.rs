@@ -1,0 +1,170 @@
+//! The chunk builder over a real store: shard assignment, request size, order, relabeling.
+
+use std::collections::BTreeMap;
+
+use proto::{Message, v1};
+use rules_engine::Labels;
+
+use super::*;
+use crate::config::StorageConfig;
+use crate::store::{Entry, ForwardTarget, StoreMetrics, Target, WriteBatch};
+use crate::validate::LimitsConfig;
+
+fn store(dir: &std::path::Path) -> Arc<Store> {
+    let cfg = StorageConfig {
+        path: dir.to_path_buf(),
+        ..StorageConfig::default()
+    };
+    let metrics = StoreMetrics::register(&mut Registry::default());
+    let target = ForwardTarget {
+        name: "t".into(),
+        max_backlog_bytes: 0,
+    };
+    Arc::new(
+        Store::open(
+            &cfg,
+            Arc::new(LimitsConfig::default()),
+            metrics,
+            1_000,
+            &[target],
+        )
+        .unwrap(),
+    )
+}
+
+/// `series` series × `per` samples at `t0, t0 + 1, ...`, one record.
+fn write(store: &Store, series: usize, per: usize, t0: i64) {
+    let mut b = WriteBatch::default();
+    for i in 0..series {
+        let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]).unwrap();
+        let start = b.samples.len() as u32;
+        b.samples
+            .extend((0..per).map(|k| Sample::new(t0 + k as i64, (i * 1000 + k) as f64)));
+        b.entries.push(Entry {
+            target: Target::New(l.clone(), crate::store::head::SeriesKey::of(&l)),
+            samples: start..b.samples.len() as u32,
+        });
+    }
+    store.write_blocking(b).unwrap();
+}
+
+fn builder(store: &Arc<Store>, yaml: &str) -> ChunkBuilder {
+    let cfg: RemoteWriteConfig = serde_norway::from_str(yaml).unwrap();
+    let f = Forwarder::new(
+        cfg,
+        &BTreeMap::new(),
+        store.clone(),
+        ForwardMetrics::register(&mut Registry::default()),
+        StatusBoard::default(),
+    )
+    .unwrap();
+    f.builder.lock().take().unwrap()
+}
+
+/// Per shard: per series key, its (timestamp, value) in the order sent.
+#[allow(clippy::disallowed_methods)] // bodies built by the test, of bounded size
+fn decode(chunk: &Chunk, per_send: usize) -> Vec<BTreeMap<String, Vec<(i64, f64)>>> {
+    chunk
+        .shards
+        .iter()
+        .map(|requests| {
+            let mut m: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+            for r in requests {
+                let raw = snap::raw::Decoder::new().decompress_vec(&r.body).unwrap();
+                let req = v1::WriteRequest::decode(raw.as_slice()).unwrap();
+                let n: usize = req.timeseries.iter().map(|t| t.samples.len()).sum();
+                assert_eq!(n as u64, r.samples);
+                assert!(n <= per_send);
+                for ts in req.timeseries {
+                    let key = format!(
+                        "{:?}",
+                        ts.labels
+                            .iter()
+                            .map(|l| (&l.name, &l.value))
+                            .collect::<Vec<_>>()
+                    );
+                    m.entry(key)
+                        .or_default()
+                        .extend(ts.samples.iter().map(|s| (s.timestamp, s.value)));
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn a_backlog_fans_out_to_max_shards_with_each_series_on_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    for r in 0..3 {
+        write(&store, 20, 2, 10_000 + r * 100);
+    }
+    let mut b = builder(
+        &store,
+        "url: http://127.0.0.1:1/api/v1/write\nname: t\n\
+         queue_config: {max_samples_per_send: 10, max_shards: 4}\n\
+         write_relabel_configs:\n- {source_labels: [i], regex: '7', action: drop}\n",
+    );
+    let chunk = b.build(0).unwrap().unwrap();
+    assert_eq!(chunk.last_seq, 3);
+    // 120 samples at 10 per request would be 12 shards; max_shards caps them at 4.
+    assert_eq!(chunk.shards.len(), 4);
+    assert_eq!(chunk.relabel_dropped, 6);
+    assert_eq!(chunk.missing, 0);
+    let shards = decode(&chunk, 10);
+    let mut seen = BTreeMap::new();
+    for (i, shard) in shards.iter().enumerate() {
+        assert!(!shard.is_empty(), "shard {i} is empty");
+        for (key, samples) in shard {
+            assert!(seen.insert(key.clone(), i).is_none(), "{key} on two shards");
+            // All six samples of the series, in timestamp order.
+            let ts: Vec<i64> = samples.iter().map(|s| s.0).collect();
+            assert_eq!(
+                ts,
+                vec![10_000, 10_001, 10_100, 10_101, 10_200, 10_201],
+                "{key}"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 19);
+    assert!(b.build(3).unwrap().is_none());
+}
+
+#[test]
+fn a_trickle_uses_min_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    write(&store, 2, 1, 10_000);
+    let mut b = builder(
+        &store,
+        "url: http://127.0.0.1:1/api/v1/write\nname: t\nqueue_config: {max_samples_per_send: 10, max_shards: 4}\n",
+    );
+    let chunk = b.build(0).unwrap().unwrap();
+    assert_eq!(chunk.shards.len(), 1);
+    let mut b = builder(
+        &store,
+        "url: http://127.0.0.1:1/api/v1/write\nname: t\nqueue_config: {max_samples_per_send: 10, max_shards: 4, min_shards: 3}\n",
+    );
+    assert_eq!(b.build(0).unwrap().unwrap().shards.len(), 3);
+}
+
+#[test]
+fn chunks_stop_at_the_sample_bound_on_a_record_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    for r in 0..5 {
+        write(&store, 10, 1, 10_000 + r);
+    }
+    // capacity 10 × 2 shards: a chunk holds at least 20 samples, ending on a record.
+    let mut b = builder(
+        &store,
+        "url: http://127.0.0.1:1/api/v1/write\nname: t\nqueue_config: {capacity: 10, max_samples_per_send: 10, max_shards: 2}\n",
+    );
+    let first = b.build(0).unwrap().unwrap();
+    assert_eq!(first.last_seq, 2);
+    let second = b.build(first.last_seq).unwrap().unwrap();
+    assert_eq!(second.last_seq, 4);
+    let third = b.build(second.last_seq).unwrap().unwrap();
+    assert_eq!(third.last_seq, 5);
+}
