@@ -16,6 +16,12 @@ pub mod v2 {
     include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
 }
 
+/// The client exposition model (`io.prometheus.client.MetricFamily`), the delimited protobuf
+/// format of Pushgateway pushes.
+pub mod client {
+    include!(concat!(env!("OUT_DIR"), "/io.prometheus.client.rs"));
+}
+
 pub use prost::Message;
 
 /// Header and content-type names from the remote-write specs.
@@ -35,4 +41,8 @@ pub mod headers {
     pub const SAMPLES_WRITTEN: &str = "X-Prometheus-Remote-Write-Samples-Written";
     pub const HISTOGRAMS_WRITTEN: &str = "X-Prometheus-Remote-Write-Histograms-Written";
     pub const EXEMPLARS_WRITTEN: &str = "X-Prometheus-Remote-Write-Exemplars-Written";
+    /// Media type of a delimited-protobuf push (its `proto` and `encoding` parameters below).
+    pub const PUSH_PROTOBUF_MEDIA_TYPE: &str = "application/vnd.google.protobuf";
+    pub const PUSH_PROTOBUF_PROTO: &str = "io.prometheus.client.MetricFamily";
+    pub const PUSH_PROTOBUF_ENCODING: &str = "delimited";
 }

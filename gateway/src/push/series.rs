@@ -1,0 +1,173 @@
+//! A group as time series for the window: what a Prometheus scraping a Pushgateway with
+//! `honor_labels: true` would store (summaries and histograms expanded into `quantile`, `le`,
+//! `_sum` and `_count` series, empty labels dropped), plus the group's `push_time_seconds` and
+//! `push_failure_time_seconds`. Series a change ends get a staleness marker, as a scrape target
+//! whose series disappear would.
+
+use std::collections::HashSet;
+
+use rules_engine::Sample;
+use rules_engine::model::{METRIC_NAME, stale_nan};
+
+use super::family::{Value, format_go_g};
+use super::groups::{Group, PUSH_FAILURE_TIME, PUSH_TIME};
+use crate::ingest::decode::{Decoded, DecodedSeries, Metadata, MetadataType};
+
+/// One series: sorted label pairs (`__name__` included) and its value.
+pub struct Point {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+fn point(
+    name: String,
+    base: &[(String, String)],
+    extra: Option<(&str, String)>,
+    value: f64,
+) -> Point {
+    let mut labels = Vec::with_capacity(base.len() + 2);
+    labels.push((METRIC_NAME.to_string(), name));
+    labels.extend(base.iter().filter(|(_, v)| !v.is_empty()).cloned());
+    if let Some((n, v)) = extra {
+        labels.push((n.to_string(), v));
+    }
+    labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Point { labels, value }
+}
+
+/// Every series of a group with its current value.
+pub fn points(g: &Group, out: &mut Vec<Point>) {
+    for (name, s) in &g.families {
+        for m in &s.family.metrics {
+            match &m.value {
+                Value::Simple(v) => out.push(point(name.clone(), &m.labels, None, *v)),
+                Value::Summary {
+                    count,
+                    sum,
+                    quantiles,
+                } => {
+                    for (q, v) in quantiles {
+                        out.push(point(
+                            name.clone(),
+                            &m.labels,
+                            Some(("quantile", format_go_g(*q))),
+                            *v,
+                        ));
+                    }
+                    out.push(point(format!("{name}_sum"), &m.labels, None, *sum));
+                    out.push(point(
+                        format!("{name}_count"),
+                        &m.labels,
+                        None,
+                        *count as f64,
+                    ));
+                }
+                Value::Histogram {
+                    count,
+                    sum,
+                    buckets,
+                } => {
+                    let bucket = format!("{name}_bucket");
+                    for (le, n) in buckets {
+                        out.push(point(
+                            bucket.clone(),
+                            &m.labels,
+                            Some(("le", format_go_g(*le))),
+                            *n as f64,
+                        ));
+                    }
+                    if !buckets.last().is_some_and(|(le, _)| *le == f64::INFINITY) {
+                        out.push(point(
+                            bucket,
+                            &m.labels,
+                            Some(("le", "+Inf".into())),
+                            *count as f64,
+                        ));
+                    }
+                    out.push(point(format!("{name}_sum"), &m.labels, None, *sum));
+                    out.push(point(
+                        format!("{name}_count"),
+                        &m.labels,
+                        None,
+                        *count as f64,
+                    ));
+                }
+            }
+        }
+    }
+    let own = g.own_labels();
+    out.push(point(PUSH_TIME.into(), &own, None, g.push_ns as f64 / 1e9));
+    out.push(point(
+        PUSH_FAILURE_TIME.into(),
+        &own,
+        None,
+        g.failure_ns as f64 / 1e9,
+    ));
+}
+
+/// The series to write for a change from `old` to `new` at `t_ms`: every series of `new`, and
+/// a staleness marker for each series of `old` that `new` no longer has.
+pub fn change(old: Option<&Group>, new: Option<&Group>, stale_only: bool) -> Vec<Point> {
+    let mut now = Vec::new();
+    if let Some(g) = new {
+        points(g, &mut now);
+    }
+    if let Some(g) = old {
+        let mut before = Vec::new();
+        points(g, &mut before);
+        let keep: HashSet<&[(String, String)]> = now.iter().map(|p| p.labels.as_slice()).collect();
+        let ended: Vec<Point> = before
+            .into_iter()
+            .filter(|p| !keep.contains(p.labels.as_slice()))
+            .map(|p| Point {
+                labels: p.labels,
+                value: stale_nan(),
+            })
+            .collect();
+        if stale_only {
+            return ended;
+        }
+        now.extend(ended);
+    }
+    now
+}
+
+/// Points as a decoded request for `ingest::remote_write::prepare`, with the families'
+/// metadata.
+pub fn as_decoded<'a>(points: &'a [Point], groups: &'a [&'a Group], t_ms: i64) -> Decoded<'a> {
+    let mut d = Decoded::default();
+    d.series.reserve(points.len());
+    d.samples.reserve(points.len());
+    for p in points {
+        let start = d.labels.len() as u32;
+        d.labels
+            .extend(p.labels.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+        let s = d.samples.len() as u32;
+        d.samples.push(Sample::new(t_ms, p.value));
+        d.series.push(DecodedSeries {
+            labels: start..d.labels.len() as u32,
+            samples: s..s + 1,
+            histograms: 0,
+            exemplars: 0,
+            kind: None,
+            defect: None,
+        });
+    }
+    for g in groups {
+        for (name, s) in &g.families {
+            d.metadata.push(Metadata {
+                family: name,
+                kind: match s.family.kind.metadata() {
+                    "counter" => MetadataType::Counter,
+                    "gauge" => MetadataType::Gauge,
+                    "summary" => MetadataType::Summary,
+                    "histogram" => MetadataType::Histogram,
+                    _ => MetadataType::Unknown,
+                },
+                help: s.family.help.as_deref().unwrap_or(""),
+                unit: "",
+            });
+        }
+    }
+    d
+}
