@@ -86,7 +86,7 @@ pub struct PushMetrics {
 impl PushMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::default();
-        let r = registry.sub_registry_with_prefix("push");
+        let r = registry.sub_registry_with_prefix("promgate_push");
         r.register(
             "accepted",
             "Pushes applied and committed, by method",

@@ -23,6 +23,13 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
 #[error("{0}")]
 pub struct PathError(pub String);
 
+impl PathError {
+    /// Not a push path at all (Pushgateway's router answers 404 there).
+    pub fn is_not_found(&self) -> bool {
+        self.0.starts_with("404 ")
+    }
+}
+
 fn decode_base64(s: &str) -> Result<String, String> {
     let bytes = URL_SAFE_LENIENT
         .decode(s.trim_end_matches('='))
@@ -39,7 +46,7 @@ pub fn parse(rest: &str) -> Result<GroupingKey, PathError> {
             Some(r) => (true, r),
             None => {
                 return Err(PathError(format!(
-                    "invalid push path /metrics/{rest}: expected /metrics/job/<job>{{/<label>/<value>}}"
+                    "404 page not found: /metrics/{rest} is not a push path (expected /metrics/job/<job>{{/<label>/<value>}})"
                 )));
             }
         },

@@ -48,7 +48,12 @@ pub async fn push(
         Ok(k) => k,
         Err(e) => {
             push.metrics.reject(RejectReason::bad_path);
-            return text(StatusCode::BAD_REQUEST, e.0);
+            let status = if e.is_not_found() {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return text(status, e.0);
         }
     };
     let Some(store) = state.store() else {

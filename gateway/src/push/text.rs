@@ -616,7 +616,8 @@ fn parse_float(b: &[u8]) -> Option<f64> {
     {
         return None;
     }
-    s.parse().ok()
+    // Out of range (`1e400`) is an error, as for Go's ParseFloat.
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 #[cfg(test)]
