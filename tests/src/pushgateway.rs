@@ -179,3 +179,42 @@ pub fn normalize_api(v: &Value) -> Value {
     groups.sort_by_key(|g| g["labels"].to_string());
     serde_json::json!({"status": v["status"], "data": groups})
 }
+
+/// The Python with `prometheus_client`: `$PROMGATE_PYTHON`, else `target/py/bin/python3` of
+/// this checkout (created by `scripts/setup.sh`). Panics, naming the fix, when it is missing.
+pub fn python() -> std::path::PathBuf {
+    let p = std::env::var_os("PROMGATE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace root")
+                .join("target/py/bin/python3")
+        });
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh (it creates the virtualenv with prometheus_client), or set PROMGATE_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Runs a Python script with [`python`]; panics with its output when it fails.
+pub fn run_python(script: &str) -> String {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n{text}",
+        out.status
+    );
+    text
+}

@@ -19,6 +19,10 @@ pub struct PushConfig {
     /// past the lookback. 0 writes only at push time.
     #[serde(deserialize_with = "de_duration")]
     pub republish_interval: Duration,
+    /// Most samples one push may hold (a histogram bucket, quantile, `_sum` and `_count` each
+    /// count one), on top of `limits.max_samples_per_request`. A push is one job's final
+    /// state: far smaller than a remote-write stream, and parsed whole before it is checked.
+    pub max_samples_per_push: usize,
     /// Per-group behaviour; the first rule whose `match` fits a group's grouping labels
     /// applies. Groups no rule matches behave as in Pushgateway.
     pub groups: Vec<GroupRule>,
@@ -29,6 +33,7 @@ impl Default for PushConfig {
         Self {
             enable_admin_api: false,
             republish_interval: Duration::from_secs(60),
+            max_samples_per_push: 200_000,
             groups: Vec::new(),
         }
     }
@@ -83,6 +88,9 @@ impl PushConfig {
     pub fn compile(&self) -> Result<Vec<CompiledRule>, Vec<String>> {
         let mut errors = Vec::new();
         let mut out = Vec::new();
+        if self.max_samples_per_push == 0 {
+            errors.push("push.max_samples_per_push: must be positive".into());
+        }
         for (i, r) in self.groups.iter().enumerate() {
             let mut matchers = Vec::new();
             for (name, pattern) in &r.matchers {

@@ -64,7 +64,7 @@ pub fn parse(rest: &str) -> Result<GroupingKey, PathError> {
     let mut key: GroupingKey = Vec::new();
     if tail.len() > 1 {
         let parts: Vec<&str> = tail[1..].split('/').collect();
-        if parts.len() % 2 != 0 {
+        if !parts.len().is_multiple_of(2) {
             return Err(PathError(format!(
                 "odd number of components in label string {tail:?}"
             )));

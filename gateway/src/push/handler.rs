@@ -127,14 +127,24 @@ pub async fn push(
         }
     };
     let n: usize = families.iter().map(|f| f.sample_count()).sum();
-    if n > limits.max_samples_per_request {
+    let over = if n > push.config.max_samples_per_push {
+        Some((
+            "push.max_samples_per_push",
+            push.config.max_samples_per_push,
+        ))
+    } else if n > limits.max_samples_per_request {
+        Some((
+            "limits.max_samples_per_request",
+            limits.max_samples_per_request,
+        ))
+    } else {
+        None
+    };
+    if let Some((limit, max)) = over {
         push.metrics.reject(RejectReason::too_many_samples);
         return text(
             StatusCode::BAD_REQUEST,
-            format!(
-                "push holds {n} samples, over limits.max_samples_per_request ({})",
-                limits.max_samples_per_request
-            ),
+            format!("push holds {n} samples, over {limit} ({max})"),
         );
     }
     let replace = method == HttpMethod::PUT;

@@ -557,7 +557,7 @@ fn read_labels(
                 return Ok(());
             }
             _ => {
-                let (_, v) = labels.last().map(|x| x.clone()).unwrap_or_default();
+                let (_, v) = labels.last().cloned().unwrap_or_default();
                 return Err(err(l.no, format!("unexpected end of label value {v:?}")));
             }
         }
