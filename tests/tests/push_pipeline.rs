@@ -492,3 +492,18 @@ fn gzip_snappy_and_openmetrics_bodies_are_accepted() {
     assert_eq!(r.status, 400);
     assert!(r.text().contains("# EOF"), "{}", r.text());
 }
+
+#[test]
+fn groups_are_republished_as_a_scrape_would_see_them() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(data.path(), "push:\n  republish_interval: 1s\n");
+    assert_eq!(put(&pg, "/metrics/job/r", "kept_alive 4\n").status, 200);
+    eventually(Duration::from_secs(10), || {
+        let n = query(&pg, "count_over_time(kept_alive[1m])");
+        match n.first() {
+            Some((_, v)) if *v >= 3.0 => Ok(()),
+            other => Err(format!("samples so far: {other:?}")),
+        }
+    });
+    assert_eq!(query(&pg, "max_over_time(kept_alive[1m])")[0].1, 4.0);
+}
