@@ -216,8 +216,8 @@ impl PushState {
         let now = now_ns();
         let (change, refused, batch) = {
             let mut groups = self.groups.lock();
-            let old = groups.get(&key).cloned();
-            let planned = groups.plan_push(&key, families, replace, behaviour, now);
+            let old = groups.take(&key);
+            let planned = groups.plan_push(old.as_ref(), &key, families, replace, behaviour, now);
             let (mut change, mut refused) = match planned {
                 Ok(g) => (
                     Change {
@@ -236,7 +236,7 @@ impl PushState {
                     (
                         Change {
                             key: key.clone(),
-                            new: Some(groups.plan_failure(&key, now)),
+                            new: Some(Groups::plan_failure(old.as_ref(), &key, now)),
                             old,
                         },
                         Some((reason, e.to_string())),
@@ -250,7 +250,7 @@ impl PushState {
                     RejectReason::invalid_series,
                     format!("pushed metrics are invalid: {}", batch.1.message()),
                 ));
-                change.new = Some(groups.plan_failure(&key, now));
+                change.new = Some(Groups::plan_failure(change.old.as_ref(), &key, now));
                 batch = build_batch(store, limits, retention_ms, &mut change, now);
             }
             groups.set(&key, change.new.clone());
@@ -264,9 +264,19 @@ impl PushState {
             Ok(rx) => rx.await.map_err(|_| StoreError::Closed).and_then(|r| r),
             Err(e) => Err(e),
         };
-        self.finish(change, outcome, samples)?;
+        let out = self.finish(change, outcome, samples)?;
         Ok(match refused {
-            None => Applied::Done,
+            None if out.rejected.is_empty() => Applied::Done,
+            // Limits only the writer can check (series limits) refused some samples: the group
+            // is stored, and the sender is told what the window did not take.
+            None => Applied::Refused(
+                RejectReason::invalid_series,
+                format!(
+                    "the group was stored, but the window refused {} of its samples: {}",
+                    out.rejected.total(),
+                    out.rejected.message()
+                ),
+            ),
             Some((reason, msg)) => Applied::Refused(reason, msg),
         })
     }
@@ -409,11 +419,11 @@ impl PushState {
         change: Change,
         outcome: Result<WriteOutcome, StoreError>,
         samples: u64,
-    ) -> Result<(), PushError> {
+    ) -> Result<WriteOutcome, PushError> {
         match outcome {
-            Ok(_) => {
+            Ok(out) => {
                 self.metrics.samples.inc_by(samples);
-                Ok(())
+                Ok(out)
             }
             Err(e) => {
                 let mut groups = self.groups.lock();

@@ -101,18 +101,23 @@ impl Groups {
         self.groups.is_empty()
     }
 
-    /// Installs (or with `None` removes) a group's state.
-    pub fn set(&mut self, key: &GroupingKey, group: Option<Group>) {
-        if let Some(old) = self.groups.remove(key) {
-            for name in old.families.keys() {
-                if let Some(s) = self.by_family.get_mut(name) {
-                    s.remove(key);
-                    if s.is_empty() {
-                        self.by_family.remove(name);
-                    }
+    /// Removes a group and returns it (planning a change works on it out of the set).
+    pub fn take(&mut self, key: &GroupingKey) -> Option<Group> {
+        let old = self.groups.remove(key)?;
+        for name in old.families.keys() {
+            if let Some(s) = self.by_family.get_mut(name) {
+                s.remove(key);
+                if s.is_empty() {
+                    self.by_family.remove(name);
                 }
             }
         }
+        Some(old)
+    }
+
+    /// Installs (or with `None` removes) a group's state.
+    pub fn set(&mut self, key: &GroupingKey, group: Option<Group>) {
+        self.take(key);
         if let Some(g) = group {
             for name in g.families.keys() {
                 self.by_family
@@ -124,11 +129,9 @@ impl Groups {
         }
     }
 
-    /// The group after a failed push: only its failure time moves (created when new).
-    pub fn plan_failure(&self, key: &GroupingKey, now_ns: i64) -> Group {
-        let mut g = self
-            .groups
-            .get(key)
+    /// The group `old` after a failed push: only its failure time moves (created when new).
+    pub fn plan_failure(old: Option<&Group>, key: &GroupingKey, now_ns: i64) -> Group {
+        let mut g = old
             .cloned()
             .unwrap_or_else(|| Group::new(key.clone(), now_ns));
         g.failure_ns = now_ns;
@@ -136,9 +139,11 @@ impl Groups {
         g
     }
 
-    /// The group after a PUT (`replace`) or POST of `families`, or why it is refused.
+    /// The group `old` (taken out of the set, see [`Groups::take`]) after a PUT (`replace`)
+    /// or POST of `families`, or why it is refused.
     pub fn plan_push(
         &self,
+        old: Option<&Group>,
         key: &GroupingKey,
         mut families: Vec<Family>,
         replace: bool,
@@ -158,10 +163,16 @@ impl Groups {
             sanitize(f, key);
             check_duplicates(f)?;
         }
-        let old = self.groups.get(key);
-        let mut g = old
-            .cloned()
-            .unwrap_or_else(|| Group::new(key.clone(), now_ns));
+        let mut g = match old {
+            // PUT without aggregation keeps nothing of the families: no need to copy them.
+            Some(o) if replace && !behaviour.aggregate => Group {
+                families: BTreeMap::new(),
+                key: o.key.clone(),
+                ..*o
+            },
+            Some(o) => o.clone(),
+            None => Group::new(key.clone(), now_ns),
+        };
         if behaviour.aggregate {
             for f in families {
                 let name = f.name.clone();

@@ -35,65 +35,70 @@ fn point(
     Point { labels, value }
 }
 
+/// The series of one family with their current values.
+fn family_points(name: &str, f: &super::family::Family, out: &mut Vec<Point>) {
+    for m in &f.metrics {
+        match &m.value {
+            Value::Simple(v) => out.push(point(name.to_string(), &m.labels, None, *v)),
+            Value::Summary {
+                count,
+                sum,
+                quantiles,
+            } => {
+                for (q, v) in quantiles {
+                    out.push(point(
+                        name.to_string(),
+                        &m.labels,
+                        Some(("quantile", format_go_g(*q))),
+                        *v,
+                    ));
+                }
+                out.push(point(format!("{name}_sum"), &m.labels, None, *sum));
+                out.push(point(
+                    format!("{name}_count"),
+                    &m.labels,
+                    None,
+                    *count as f64,
+                ));
+            }
+            Value::Histogram {
+                count,
+                sum,
+                buckets,
+            } => {
+                let bucket = format!("{name}_bucket");
+                for (le, n) in buckets {
+                    out.push(point(
+                        bucket.clone(),
+                        &m.labels,
+                        Some(("le", format_go_g(*le))),
+                        *n as f64,
+                    ));
+                }
+                if !buckets.last().is_some_and(|(le, _)| *le == f64::INFINITY) {
+                    out.push(point(
+                        bucket,
+                        &m.labels,
+                        Some(("le", "+Inf".into())),
+                        *count as f64,
+                    ));
+                }
+                out.push(point(format!("{name}_sum"), &m.labels, None, *sum));
+                out.push(point(
+                    format!("{name}_count"),
+                    &m.labels,
+                    None,
+                    *count as f64,
+                ));
+            }
+        }
+    }
+}
+
 /// Every series of a group with its current value.
 pub fn points(g: &Group, out: &mut Vec<Point>) {
     for (name, s) in &g.families {
-        for m in &s.family.metrics {
-            match &m.value {
-                Value::Simple(v) => out.push(point(name.clone(), &m.labels, None, *v)),
-                Value::Summary {
-                    count,
-                    sum,
-                    quantiles,
-                } => {
-                    for (q, v) in quantiles {
-                        out.push(point(
-                            name.clone(),
-                            &m.labels,
-                            Some(("quantile", format_go_g(*q))),
-                            *v,
-                        ));
-                    }
-                    out.push(point(format!("{name}_sum"), &m.labels, None, *sum));
-                    out.push(point(
-                        format!("{name}_count"),
-                        &m.labels,
-                        None,
-                        *count as f64,
-                    ));
-                }
-                Value::Histogram {
-                    count,
-                    sum,
-                    buckets,
-                } => {
-                    let bucket = format!("{name}_bucket");
-                    for (le, n) in buckets {
-                        out.push(point(
-                            bucket.clone(),
-                            &m.labels,
-                            Some(("le", format_go_g(*le))),
-                            *n as f64,
-                        ));
-                    }
-                    if !buckets.last().is_some_and(|(le, _)| *le == f64::INFINITY) {
-                        out.push(point(
-                            bucket,
-                            &m.labels,
-                            Some(("le", "+Inf".into())),
-                            *count as f64,
-                        ));
-                    }
-                    out.push(point(format!("{name}_sum"), &m.labels, None, *sum));
-                    out.push(point(
-                        format!("{name}_count"),
-                        &m.labels,
-                        None,
-                        *count as f64,
-                    ));
-                }
-            }
-        }
+        family_points(name, &s.family, out);
     }
     let own = g.own_labels();
     out.push(point(PUSH_TIME.into(), &own, None, g.push_ns as f64 / 1e9));
@@ -105,30 +110,80 @@ pub fn points(g: &Group, out: &mut Vec<Point>) {
     ));
 }
 
-/// The series to write for a change from `old` to `new` at `t_ms`: every series of `new`, and
-/// a staleness marker for each series of `old` that `new` no longer has.
+/// Whether two versions of a family expose the same series (values aside), so a change
+/// between them ends none.
+fn same_series(a: &super::family::Family, b: &super::family::Family) -> bool {
+    a.kind == b.kind
+        && a.metrics.len() == b.metrics.len()
+        && a.metrics.iter().zip(&b.metrics).all(|(x, y)| {
+            x.labels == y.labels
+                && match (&x.value, &y.value) {
+                    (Value::Simple(_), Value::Simple(_)) => true,
+                    (Value::Summary { quantiles: p, .. }, Value::Summary { quantiles: q, .. }) => {
+                        p.len() == q.len()
+                            && p.iter().zip(q).all(|(u, v)| u.0.to_bits() == v.0.to_bits())
+                    }
+                    (Value::Histogram { buckets: p, .. }, Value::Histogram { buckets: q, .. }) => {
+                        p.len() == q.len()
+                            && p.iter().zip(q).all(|(u, v)| u.0.to_bits() == v.0.to_bits())
+                    }
+                    _ => false,
+                }
+        })
+}
+
+/// The series to write for a change from `old` to `new`: every series of `new`, and a
+/// staleness marker for each series of `old` that `new` no longer has. Only families whose
+/// series changed are expanded a second time to find those.
 pub fn change(old: Option<&Group>, new: Option<&Group>, stale_only: bool) -> Vec<Point> {
     let mut now = Vec::new();
-    if let Some(g) = new {
+    if let Some(g) = new
+        && !stale_only
+    {
         points(g, &mut now);
     }
-    if let Some(g) = old {
-        let mut before = Vec::new();
-        points(g, &mut before);
-        let keep: HashSet<&[(String, String)]> = now.iter().map(|p| p.labels.as_slice()).collect();
-        let ended: Vec<Point> = before
-            .into_iter()
-            .filter(|p| !keep.contains(p.labels.as_slice()))
-            .map(|p| Point {
-                labels: p.labels,
-                value: stale_nan(),
-            })
-            .collect();
-        if stale_only {
-            return ended;
+    let Some(old) = old else {
+        return now;
+    };
+    let mut before = Vec::new();
+    match new {
+        None => points(old, &mut before),
+        Some(g) => {
+            for (name, s) in &old.families {
+                let kept = g
+                    .families
+                    .get(name)
+                    .is_some_and(|n| same_series(&s.family, &n.family));
+                if !kept {
+                    family_points(name, &s.family, &mut before);
+                }
+            }
         }
-        now.extend(ended);
     }
+    if before.is_empty() {
+        return now;
+    }
+    let mut current = Vec::new();
+    let current = match new {
+        Some(g) if stale_only => {
+            points(g, &mut current);
+            &current
+        }
+        _ => &now,
+    };
+    let keep: HashSet<&[(String, String)]> = current.iter().map(|p| p.labels.as_slice()).collect();
+    let ended: Vec<Point> = before
+        .into_iter()
+        .filter(|p| !keep.contains(p.labels.as_slice()))
+        .map(|p| Point {
+            labels: p.labels,
+            value: stale_nan(),
+        })
+        .collect();
+    if stale_only {
+        return ended;
+    }
+    now.extend(ended);
     now
 }
 
