@@ -92,3 +92,28 @@ fn openmetrics_counters_and_eof() {
     assert_eq!(f[1].kind, Kind::Gauge);
     assert!(parse(b"c 1\n", true).is_err());
 }
+
+proptest::proptest! {
+    /// Any bytes: an answer (families or an error naming a line), never a panic.
+    #[test]
+    fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        let _ = parse(&body, false);
+        let _ = parse(&body, true);
+        let _ = crate::push::protobuf::parse(&body);
+    }
+
+    /// Lines built from exposition tokens (the parser's interesting paths).
+    #[test]
+    fn token_soup_never_panics(parts in proptest::collection::vec(
+        proptest::sample::select(vec![
+            "# TYPE ", "# HELP ", "x", "x_sum", "x_count", "x_bucket", " summary", " histogram",
+            " counter", "{", "}", "le=", "quantile=", "\"0.5\"", "\"+Inf\"", ",", " 1", " NaN",
+            " 12", "\n", "\\", "\"", "# EOF", "_total", " # {a=\"b\"} 1",
+        ]),
+        0..64,
+    )) {
+        let body = parts.concat();
+        let _ = parse(body.as_bytes(), false);
+        let _ = parse(body.as_bytes(), true);
+    }
+}
