@@ -463,9 +463,9 @@ fn build_batch(
     if let Some(g) = &mut change.new {
         g.last_write_ms = t_ms;
     }
-    let points = series::change(change.old.as_ref(), change.new.as_ref(), false);
-    let news: Vec<&Group> = change.new.iter().collect();
-    let decoded = series::as_decoded(&points, &news, t_ms);
+    let ended = series::ended(change.old.as_ref(), change.new.as_ref());
+    let arena = series::Arena::new(change.new.as_ref());
+    let decoded = series::decoded(change.new.as_ref(), &arena, &ended, t_ms);
     let prepared =
         crate::ingest::remote_write::prepare(&decoded, store.head(), limits, t_ms, retention_ms);
     let mut batch = prepared.batch;

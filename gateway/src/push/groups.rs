@@ -9,7 +9,9 @@
 //! state, and only then answered; the registry holds the planned state from the moment the
 //! write is queued, so concurrent pushes into an aggregating group build on each other.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use hashbrown::{HashMap, HashSet};
 
 use super::config::Behaviour;
 use super::family::{Family, Kind, Metric, Value};

@@ -13,7 +13,7 @@
 //! exposition names it), `_created` series and exemplars are skipped, `# UNIT` is accepted, and
 //! `info`/`stateset` families are stored as gauges.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::family::{Family, Kind, Metric, Value};
 
