@@ -1,6 +1,8 @@
 //! Router-level tests of the push API: admin switch, metadata, config validation, and the
 //! durable state seen through a second app on the same data directory.
 
+#![allow(clippy::unwrap_used)] // unwrap fails the test
+
 mod common;
 
 use axum::body::Body;
