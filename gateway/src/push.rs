@@ -153,6 +153,9 @@ struct Change {
     key: GroupingKey,
     old: Option<Group>,
     new: Option<Group>,
+    /// Once `new` is installed: its `last_write_ms`, which identifies that state of the
+    /// group (every change of a group writes at a later millisecond).
+    installed: Option<i64>,
 }
 
 impl PushState {
@@ -224,6 +227,7 @@ impl PushState {
                         key: key.clone(),
                         old,
                         new: Some(g),
+                        installed: None,
                     },
                     None,
                 ),
@@ -238,6 +242,7 @@ impl PushState {
                             key: key.clone(),
                             new: Some(Groups::plan_failure(old.as_ref(), &key, now)),
                             old,
+                            installed: None,
                         },
                         Some((reason, e.to_string())),
                     )
@@ -253,7 +258,8 @@ impl PushState {
                 change.new = Some(Groups::plan_failure(change.old.as_ref(), &key, now));
                 batch = build_batch(store, limits, retention_ms, &mut change, now);
             }
-            groups.set(&key, change.new.clone());
+            change.installed = change.new.as_ref().map(|g| g.last_write_ms);
+            groups.set(&key, change.new.take());
             self.metrics.groups.set(groups.len() as i64);
             (change, refused, batch.0)
         };
@@ -304,6 +310,7 @@ impl PushState {
                     key: key.clone(),
                     old: Some(old),
                     new: None,
+                    installed: None,
                 };
                 let (b, _) = build_batch(store, limits, retention_ms, &mut change, now);
                 merge(&mut batch, b);
@@ -387,6 +394,7 @@ impl PushState {
                     key: key.clone(),
                     old: None,
                     new: Some(g),
+                    installed: None,
                 };
                 let (b, _) = build_batch(store, limits, retention_ms, &mut change, now);
                 merge(&mut batch, b);
@@ -427,7 +435,12 @@ impl PushState {
             }
             Err(e) => {
                 let mut groups = self.groups.lock();
-                if groups.get(&change.key) == change.new.as_ref() {
+                let unchanged = match (groups.get(&change.key), change.installed) {
+                    (Some(g), Some(v)) => g.last_write_ms == v,
+                    (None, None) => true,
+                    _ => false,
+                };
+                if unchanged {
                     groups.set(&change.key, change.old);
                     self.metrics.groups.set(groups.len() as i64);
                 }

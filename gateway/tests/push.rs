@@ -1,5 +1,5 @@
-//! Router-level tests of the push API: admin switch, metadata, config validation, and the
-//! durable state seen through a second app on the same data directory.
+//! Router-level tests of the push API: the admin switch, metadata, self-metrics by outcome,
+//! config validation.
 
 #![allow(clippy::unwrap_used)] // unwrap fails the test
 
