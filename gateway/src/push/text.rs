@@ -370,30 +370,35 @@ impl Parser {
                         )
                     })?);
                 }
-                let slot = match f.by_labels.get(&labels) {
-                    Some(&s) => s,
-                    None => {
-                        let s = f.metrics.len();
-                        f.by_labels.insert(labels.clone(), s);
-                        f.metrics.push(Metric {
-                            labels,
-                            value: if hist {
-                                Value::Histogram {
-                                    count: 0,
-                                    sum: 0.0,
-                                    buckets: Vec::new(),
-                                }
-                            } else {
-                                Value::Summary {
-                                    count: 0,
-                                    sum: 0.0,
-                                    quantiles: Vec::new(),
-                                }
-                            },
-                            timestamp_ms: None,
-                        });
-                        s
-                    }
+                // Lines of one metric usually follow each other: check the last one first.
+                let last = f.metrics.len().checked_sub(1);
+                let slot = match last.filter(|&i| f.metrics[i].labels == labels) {
+                    Some(i) => i,
+                    None => match f.by_labels.get(&labels) {
+                        Some(&s) => s,
+                        None => {
+                            let s = f.metrics.len();
+                            f.by_labels.insert(labels.clone(), s);
+                            f.metrics.push(Metric {
+                                labels,
+                                value: if hist {
+                                    Value::Histogram {
+                                        count: 0,
+                                        sum: 0.0,
+                                        buckets: Vec::new(),
+                                    }
+                                } else {
+                                    Value::Summary {
+                                        count: 0,
+                                        sum: 0.0,
+                                        quantiles: Vec::new(),
+                                    }
+                                },
+                                timestamp_ms: None,
+                            });
+                            s
+                        }
+                    },
                 };
                 let m = &mut f.metrics[slot];
                 if timestamp.is_some() {
