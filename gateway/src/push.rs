@@ -171,8 +171,9 @@ impl PushState {
         }
     }
 
-    pub fn behaviour(&self, key: &GroupingKey) -> Behaviour {
-        config::behaviour(&self.rules, key)
+    /// What applies to a group: the first matching rule, under the group's own overrides.
+    pub fn behaviour(&self, key: &GroupingKey, overrides: config::Overrides) -> Behaviour {
+        overrides.apply(config::behaviour(&self.rules, key))
     }
 
     /// Loads the groups stored in `store`. Blocking.
@@ -213,14 +214,23 @@ impl PushState {
         key: GroupingKey,
         families: Vec<family::Family>,
         replace: bool,
+        overrides: config::Overrides,
     ) -> Result<Applied, PushError> {
-        let behaviour = self.behaviour(&key);
         let order = self.order.lock().await;
         let now = now_ns();
         let (change, refused, batch) = {
             let mut groups = self.groups.lock();
             let old = groups.take(&key);
-            let planned = groups.plan_push(old.as_ref(), &key, families, replace, behaviour, now);
+            let overrides = old
+                .as_ref()
+                .map_or(overrides, |o| o.overrides.then(overrides));
+            let behaviour = self.behaviour(&key, overrides);
+            let planned = groups
+                .plan_push(old.as_ref(), &key, families, replace, behaviour, now)
+                .map(|mut g| {
+                    g.overrides = overrides;
+                    g
+                });
             let (mut change, mut refused) = match planned {
                 Ok(g) => (
                     Change {
@@ -350,10 +360,12 @@ impl PushState {
             groups
                 .iter()
                 .filter(|g| {
-                    self.behaviour(&g.key).ttl_ms.is_some_and(|ttl| {
-                        let last = g.push_ns.max(g.push_set_ns);
-                        now - last > ttl.saturating_mul(1_000_000)
-                    })
+                    self.behaviour(&g.key, g.overrides)
+                        .ttl_ms
+                        .is_some_and(|ttl| {
+                            let last = g.push_ns.max(g.push_set_ns);
+                            now - last > ttl.saturating_mul(1_000_000)
+                        })
                 })
                 .map(|g| g.key.clone())
                 .collect()
@@ -509,7 +521,7 @@ pub async fn maintenance_loop(
 ) {
     let push = state.push.clone();
     let retention_ms = state.config.storage.retention.as_millis() as i64;
-    let has_ttl = push.config.groups.iter().any(|g| g.ttl.is_some());
+    let has_ttl = push.config.request_options || push.config.groups.iter().any(|g| g.ttl.is_some());
     let mut ttl_tick = tokio::time::interval(std::time::Duration::from_millis(500));
     ttl_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let every = push.config.republish_interval;

@@ -507,3 +507,72 @@ fn groups_are_republished_as_a_scrape_would_see_them() {
     });
     assert_eq!(query(&pg, "max_over_time(kept_alive[1m])")[0].1, 4.0);
 }
+
+#[test]
+fn per_request_options_set_ttl_and_aggregation_and_are_kept() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let off = Promgate::start(data.path(), "");
+    let r = send(
+        "PUT",
+        &format!("{}/metrics/job/x", off.url()),
+        &[("Promgate-Push-TTL", "1s")],
+        b"x 1\n".to_vec(),
+    )
+    .expect("answered");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("push.request_options"), "{}", r.text());
+    drop(off);
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut pg = Promgate::start(data.path(), "push:\n  request_options: true\n");
+    let push = |pg: &Promgate, path: &str, headers: &[(&str, &str)], body: &str| {
+        let r = send(
+            "PUT",
+            &format!("{}{path}", pg.url()),
+            headers,
+            body.as_bytes().to_vec(),
+        )
+        .expect("answered");
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let bad = send(
+        "PUT",
+        &format!("{}/metrics/job/x", pg.url()),
+        &[("Promgate-Push-TTL", "soon")],
+        b"x 1\n".to_vec(),
+    )
+    .expect("answered");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("promgate-push-ttl"), "{}", bad.text());
+
+    let counter = "# TYPE runs_total counter\nruns_total 1\n";
+    push(
+        &pg,
+        "/metrics/job/agg",
+        &[("Promgate-Push-Aggregate", "true")],
+        counter,
+    );
+    push(&pg, "/metrics/job/agg", &[], counter);
+    assert_eq!(query(&pg, "runs_total")[0].1, 2.0);
+    // The group's setting is durable: after a restart, pushes without the header still add.
+    pg.restart();
+    push(&pg, "/metrics/job/agg", &[], counter);
+    assert_eq!(query(&pg, "runs_total")[0].1, 3.0);
+
+    push(
+        &pg,
+        "/metrics/job/brief",
+        &[("Promgate-Push-TTL", "1s")],
+        "brief 1\n",
+    );
+    eventually(Duration::from_secs(10), || {
+        let api = get(&format!("{}/api/v1/metrics", pg.url()))?.text();
+        if api.contains("brief") {
+            Err("not expired yet".into())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(query(&pg, "brief").is_empty());
+    assert_eq!(query(&pg, "runs_total")[0].1, 3.0, "other groups untouched");
+}

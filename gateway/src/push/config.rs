@@ -23,6 +23,11 @@ pub struct PushConfig {
     /// count one), on top of `limits.max_samples_per_request`. A push is one job's final
     /// state: far smaller than a remote-write stream, and parsed whole before it is checked.
     pub max_samples_per_push: usize,
+    /// Honour the per-request headers `Promgate-Push-TTL: <duration>` and
+    /// `Promgate-Push-Aggregate: true|false`, which set a group's TTL and aggregation from
+    /// then on (stored with the group), over what `groups` says. Off: such headers are
+    /// refused with 400.
+    pub request_options: bool,
     /// Per-group behaviour; the first rule whose `match` fits a group's grouping labels
     /// applies. Groups no rule matches behave as in Pushgateway.
     pub groups: Vec<GroupRule>,
@@ -34,6 +39,7 @@ impl Default for PushConfig {
             enable_admin_api: false,
             republish_interval: Duration::from_secs(60),
             max_samples_per_push: 200_000,
+            request_options: false,
             groups: Vec::new(),
         }
     }
@@ -112,6 +118,30 @@ impl PushConfig {
             Ok(out)
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// A group's own settings, from the headers of a push (see `request_options`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub ttl_ms: Option<i64>,
+    pub aggregate: Option<bool>,
+}
+
+impl Overrides {
+    /// `self` with what `newer` sets replacing it.
+    pub fn then(self, newer: Overrides) -> Overrides {
+        Overrides {
+            ttl_ms: newer.ttl_ms.or(self.ttl_ms),
+            aggregate: newer.aggregate.or(self.aggregate),
+        }
+    }
+
+    pub fn apply(self, b: Behaviour) -> Behaviour {
+        Behaviour {
+            ttl_ms: self.ttl_ms.or(b.ttl_ms),
+            aggregate: self.aggregate.unwrap_or(b.aggregate),
         }
     }
 }

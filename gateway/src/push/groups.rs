@@ -44,6 +44,8 @@ pub struct Group {
     pub failure_set_ns: i64,
     /// Newest sample timestamp written for this group (ms), so the next write is later.
     pub last_write_ms: i64,
+    /// TTL and aggregation set by pushes' headers, over the configured rules.
+    pub overrides: super::config::Overrides,
 }
 
 impl Group {
@@ -56,6 +58,7 @@ impl Group {
             failure_ns: 0,
             failure_set_ns: now_ns,
             last_write_ms: 0,
+            overrides: Default::default(),
         }
     }
 

@@ -78,6 +78,13 @@ pub async fn push(
         };
     }
     let header = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let overrides = match request_options(&headers, push.config.request_options) {
+        Ok(o) => o,
+        Err(msg) => {
+            push.metrics.reject(RejectReason::invalid_body);
+            return text(StatusCode::BAD_REQUEST, msg);
+        }
+    };
     let declared = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     let framing = |e: FramingError| {
         let (status, reason) = match &e {
@@ -149,7 +156,15 @@ pub async fn push(
     }
     let replace = method == HttpMethod::PUT;
     match push
-        .push(&store, limits, retention_ms, key, families, replace)
+        .push(
+            &store,
+            limits,
+            retention_ms,
+            key,
+            families,
+            replace,
+            overrides,
+        )
         .await
     {
         Ok(Applied::Done) => {
@@ -165,6 +180,41 @@ pub async fn push(
             unavailable(e)
         }
     }
+}
+
+pub const TTL_HEADER: &str = "promgate-push-ttl";
+pub const AGGREGATE_HEADER: &str = "promgate-push-aggregate";
+
+/// The per-request options of a push, or why they are refused (`push.request_options`).
+fn request_options(headers: &HeaderMap, allowed: bool) -> Result<super::config::Overrides, String> {
+    let mut o = super::config::Overrides::default();
+    for name in [TTL_HEADER, AGGREGATE_HEADER] {
+        let Some(v) = headers.get(name) else {
+            continue;
+        };
+        if !allowed {
+            return Err(format!(
+                "header {name} given, but per-request push options are off (set push.request_options: true)"
+            ));
+        }
+        let v = v.to_str().unwrap_or("").trim();
+        if name == TTL_HEADER {
+            let d = promql_parser::util::parse_duration(v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    format!("header {name}: {v:?} is not a positive duration (e.g. 90s, 1h)")
+                })?;
+            o.ttl_ms = Some(d.as_millis() as i64);
+        } else {
+            o.aggregate = Some(match v {
+                "true" => true,
+                "false" => false,
+                _ => return Err(format!("header {name}: {v:?} is not true or false")),
+            });
+        }
+    }
+    Ok(o)
 }
 
 /// `GET /api/v1/metrics`: every group in Pushgateway's JSON.

@@ -53,6 +53,16 @@ pub fn encode(g: &Group) -> Vec<u8> {
     ] {
         put_i64(&mut out, v);
     }
+    // Overrides: 0 for unset, else the value + 1 (TTL) or 1/2 (aggregate).
+    put_varint(
+        &mut out,
+        g.overrides.ttl_ms.map_or(0, |t| t.max(0) as u64 + 1),
+    );
+    out.push(match g.overrides.aggregate {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    });
     put_varint(&mut out, g.families.len() as u64);
     for s in g.families.values() {
         let f = &s.family;
@@ -161,6 +171,15 @@ pub fn decode(buf: &[u8]) -> Result<Group, CorruptBlob> {
     let key = r.labels()?;
     let (push_ns, push_set_ns, failure_ns, failure_set_ns, last_write_ms) =
         (r.i64()?, r.i64()?, r.i64()?, r.i64()?, r.i64()?);
+    let ttl = r.n()?;
+    let overrides = super::config::Overrides {
+        ttl_ms: (ttl > 0).then(|| (ttl - 1) as i64),
+        aggregate: match r.byte()? {
+            0 => None,
+            1 => Some(false),
+            _ => Some(true),
+        },
+    };
     let mut families = BTreeMap::new();
     for _ in 0..r.len()? {
         let name = r.str()?;
@@ -233,5 +252,6 @@ pub fn decode(buf: &[u8]) -> Result<Group, CorruptBlob> {
         failure_ns,
         failure_set_ns,
         last_write_ms,
+        overrides,
     })
 }
