@@ -128,6 +128,14 @@ pub enum Applied {
     Refused(RejectReason, String),
 }
 
+/// A parsed PUT (`replace`) or POST into group `key`, with the push's own options.
+pub struct PushRequest {
+    pub key: GroupingKey,
+    pub families: Vec<family::Family>,
+    pub replace: bool,
+    pub overrides: config::Overrides,
+}
+
 /// Push errors that are not the sender's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -205,17 +213,20 @@ impl PushState {
         f(&self.groups.lock())
     }
 
-    /// PUT (`replace`) or POST of parsed families into group `key`.
+    /// A PUT or POST of parsed families.
     pub async fn push(
         &self,
         store: &Store,
         limits: &LimitsConfig,
         retention_ms: i64,
-        key: GroupingKey,
-        families: Vec<family::Family>,
-        replace: bool,
-        overrides: config::Overrides,
+        request: PushRequest,
     ) -> Result<Applied, PushError> {
+        let PushRequest {
+            key,
+            families,
+            replace,
+            overrides,
+        } = request;
         let order = self.order.lock().await;
         let now = now_ns();
         let (change, refused, batch) = {

@@ -160,10 +160,12 @@ pub async fn push(
             &store,
             limits,
             retention_ms,
-            key,
-            families,
-            replace,
-            overrides,
+            super::PushRequest {
+                key,
+                families,
+                replace,
+                overrides,
+            },
         )
         .await
     {
