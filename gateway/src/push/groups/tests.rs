@@ -185,3 +185,26 @@ fn persisted_groups_round_trip() {
     );
     assert_eq!(back.families.len(), 4);
 }
+
+#[test]
+fn large_groups_are_stored_compressed() {
+    let g = Groups::default();
+    let body: String = (0..200)
+        .map(|i| format!("m{{strategy=\"momentum\",symbol=\"SYM{i:03}\"}} {i}\n"))
+        .collect();
+    let n = g
+        .plan_push(
+            None,
+            &key("big"),
+            fams(&body),
+            true,
+            Behaviour::default(),
+            5,
+        )
+        .unwrap();
+    let row = crate::push::persist::encode(&n);
+    assert_eq!(row[0], 0x80, "compressed");
+    let back = crate::push::persist::decode(&row).unwrap();
+    assert_eq!(back, n);
+    assert!(crate::push::persist::decode(&[0x80, 0xff, 0xff]).is_err());
+}
