@@ -106,6 +106,18 @@ pub enum BodyError {
     Protobuf(#[from] super::protobuf::ProtobufError),
 }
 
+/// Sample lines of a text body (non-blank, not comments): a bound on its samples found in one
+/// pass, so an oversized push is refused before it is parsed into memory.
+pub fn sample_lines(body: &[u8]) -> usize {
+    body.split(|b| *b == b'\n')
+        .filter(|l| {
+            l.iter()
+                .find(|c| !matches!(c, b' ' | b'\t'))
+                .is_some_and(|c| *c != b'#')
+        })
+        .count()
+}
+
 pub fn parse(format: Format, body: &[u8]) -> Result<Vec<Family>, BodyError> {
     Ok(match format {
         Format::Text => super::text::parse(body, false)?,
@@ -137,6 +149,14 @@ mod tests {
         assert_eq!(
             format_of(Some("application/openmetrics-text; version=1.0.0")),
             Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn sample_lines_skip_comments_and_blanks() {
+        assert_eq!(
+            sample_lines(b"# HELP x y\n\n  \t\nx 1\n  y{a=\"#\"} 2\n# EOF\n"),
+            2
         );
     }
 

@@ -113,6 +113,30 @@ pub async fn push(
         Err(e) => return framing(e),
     };
     let format = body::format_of(header(header::CONTENT_TYPE));
+    let (limit, max) = if push.config.max_samples_per_push <= limits.max_samples_per_request {
+        (
+            "push.max_samples_per_push",
+            push.config.max_samples_per_push,
+        )
+    } else {
+        (
+            "limits.max_samples_per_request",
+            limits.max_samples_per_request,
+        )
+    };
+    let too_many = |n: usize| {
+        push.metrics.reject(RejectReason::too_many_samples);
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("push holds {n} samples, over {limit} ({max})"),
+        )
+    };
+    if format != body::Format::Protobuf {
+        let n = body::sample_lines(&decoded);
+        if n > max {
+            return too_many(n);
+        }
+    }
     // Parsing a large body is CPU work: off the async workers.
     let parsed = if decoded.len() > 256 << 10 {
         tokio::task::spawn_blocking(move || body::parse(format, &decoded))
@@ -134,25 +158,8 @@ pub async fn push(
         }
     };
     let n: usize = families.iter().map(|f| f.sample_count()).sum();
-    let over = if n > push.config.max_samples_per_push {
-        Some((
-            "push.max_samples_per_push",
-            push.config.max_samples_per_push,
-        ))
-    } else if n > limits.max_samples_per_request {
-        Some((
-            "limits.max_samples_per_request",
-            limits.max_samples_per_request,
-        ))
-    } else {
-        None
-    };
-    if let Some((limit, max)) = over {
-        push.metrics.reject(RejectReason::too_many_samples);
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("push holds {n} samples, over {limit} ({max})"),
-        );
+    if n > max {
+        return too_many(n);
     }
     let replace = method == HttpMethod::PUT;
     match push
