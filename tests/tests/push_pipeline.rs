@@ -2,8 +2,9 @@
 //! (`push_to_gateway`, `pushadd_to_gateway`, `delete_from_gateway`) with the results read back
 //! through `/api/v1/query`; staleness markers when a group loses series; TTL expiry;
 //! counter aggregation under concurrent pushes (no lost increments); durability across
-//! SIGKILL; and bad input (100 MB body, 1 million series, invalid UTF-8, binary garbage)
-//! refused with a clear 4xx while what was stored stays intact.
+//! SIGKILL; a recording rule and remote-write forwarding (to VictoriaMetrics) fed by pushes;
+//! per-request options; and bad input (100 MB body, 1 million series, invalid UTF-8, binary
+//! garbage) refused with a clear 4xx while what was stored stays intact.
 
 use std::time::Duration;
 
@@ -575,4 +576,64 @@ fn per_request_options_set_ttl_and_aggregation_and_are_kept() {
     });
     assert!(query(&pg, "brief").is_empty());
     assert_eq!(query(&pg, "runs_total")[0].1, 3.0, "other groups untouched");
+}
+
+#[test]
+fn pushed_series_feed_rules_and_are_forwarded() {
+    let vm = e2e::VictoriaMetrics::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: batch\n    rules:\n      - record: job:backtest_trades:sum\n        expr: sum by (job) (backtest_trades_total)\n",
+    )
+    .expect("rules");
+    let pg = Promgate::start(
+        &dir.path().join("data"),
+        &format!(
+            "rule_files: [{}]\nevaluation_interval: 1s\nremote_write:\n  - url: {}\n    name: vm\n",
+            dir.path().join("rules.yml").display(),
+            vm.write_url()
+        ),
+    );
+    assert_eq!(
+        put(
+            &pg,
+            "/metrics/job/bt/shard/1",
+            "# TYPE backtest_trades_total counter\nbacktest_trades_total 4\n"
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        put(
+            &pg,
+            "/metrics/job/bt/shard/2",
+            "# TYPE backtest_trades_total counter\nbacktest_trades_total 6\n"
+        )
+        .status,
+        200
+    );
+    // The recording rule sees both groups' series.
+    eventually(Duration::from_secs(15), || {
+        match query(&pg, "job:backtest_trades:sum").first() {
+            Some((_, v)) if *v == 10.0 => Ok(()),
+            other => Err(format!("rule result: {other:?}")),
+        }
+    });
+    // Forwarded by remote write: VictoriaMetrics has the pushed series and the push times.
+    eventually(Duration::from_secs(20), || {
+        let _ = get(&format!("{}/internal/force_flush", vm.url()));
+        // The export API: VictoriaMetrics' queries hide the last 30 s (search.latencyOffset).
+        let got = e2e::http::export(&vm.url(), r#"backtest_trades_total{job="bt"}"#, None, false)?;
+        let times = e2e::http::export(&vm.url(), r#"push_time_seconds{job="bt"}"#, None, false)?;
+        let last: Vec<Option<f64>> = got.iter().map(|s| s.values.last().copied()).collect();
+        if last == [Some(4.0), Some(6.0)] && times.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "in VictoriaMetrics: {got:?} / {times:?}; forward status: {}",
+                get(&format!("{}/api/v1/status/forward", pg.url()))?.text()
+            ))
+        }
+    });
 }
