@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "prometheus/remote.proto",
         "io/prometheus/write/v2/types.proto",
+        "io/prometheus/client/metrics.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed=proto/{f}");

@@ -31,6 +31,8 @@ pub struct AppState {
     pub rate_limit: Option<Mutex<TokenBucket>>,
     /// Remote-write targets' queue state, for `/api/v1/status/forward`.
     pub forward_status: crate::forward::StatusBoard,
+    /// Pushgateway-style groups.
+    pub push: Arc<crate::push::PushState>,
     rules: OnceLock<Arc<crate::rules::RuleManager>>,
     /// Reloads the rule files (`POST /-/reload`, SIGHUP); set once rules run.
     reload: OnceLock<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
@@ -54,7 +56,13 @@ impl AppState {
                 limits.ingestion_burst,
             ))
         });
+        let mut registry = registry;
+        let push = Arc::new(crate::push::PushState::new(
+            config.push.clone(),
+            &mut registry,
+        ));
         Self {
+            push,
             config,
             limits,
             store: OnceLock::new(),
@@ -142,7 +150,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/forward", get(forward_status))
         .route("/api/v1/rules", get(api::rules::rules))
         .route("/api/v1/alerts", get(api::rules::alerts))
-        .route("/metrics", get(crate::telemetry::metrics_handler))
+        .route("/metrics", get(crate::push::handler::metrics))
+        .route(
+            "/metrics/{*rest}",
+            axum::routing::put(crate::push::handler::push)
+                .post(crate::push::handler::push)
+                .delete(crate::push::handler::push),
+        )
+        .route("/api/v1/metrics", get(crate::push::handler::api_metrics))
+        .route(
+            "/api/v1/admin/wipe",
+            axum::routing::put(crate::push::handler::wipe),
+        )
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload).put(reload))

@@ -36,6 +36,8 @@ pub struct Config {
     pub evaluation_interval: Duration,
     /// The URL alert templates see as `$externalURL`.
     pub external_url: String,
+    /// Pushgateway-style push: admin API, TTL and aggregation per group.
+    pub push: crate::push::config::PushConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             rule_files: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             external_url: String::new(),
+            push: Default::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ impl Config {
             errors.push("storage.retention_check_interval: must be positive".to_string());
         }
         errors.extend(self.limits.validate());
+        errors.extend(self.push.validate());
         for (name, value) in &self.external_labels {
             if !rules_engine::model::is_valid_label_name(name) || name.starts_with("__") {
                 errors.push(format!("external_labels: invalid label name {name:?}"));

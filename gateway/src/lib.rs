@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod forward;
 pub mod ingest;
+pub mod push;
 pub mod rules;
 pub mod serve;
 pub mod store;

@@ -104,7 +104,20 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
         .with_context(|| format!("opening the store in {}", config.storage.path.display()))?
     };
     let store = Arc::new(store);
+    {
+        let (push, store) = (state.push.clone(), store.clone());
+        let groups = tokio::task::spawn_blocking(move || push.load(&store))
+            .await
+            .context("loading push groups")?
+            .context("loading push groups")?;
+        tracing::info!(groups, "Loaded the pushed groups.");
+    }
     state.set_store(store.clone());
+    let push_maintenance = tokio::spawn(crate::push::maintenance_loop(
+        state.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!("Ready.");
 
     let mut forwarders = Vec::new();
@@ -174,6 +187,7 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
 
     let served = server.await.context("HTTP server task")?;
     retention.abort();
+    push_maintenance.abort();
     // Rule groups finish the evaluation under way; forwarders stop at the next request
     // boundary, with what they had acknowledged saved.
     rules.stop().await;

@@ -84,6 +84,9 @@ pub struct WriteBatch {
     pub entries: Vec<Entry>,
     pub samples: Vec<Sample>,
     pub metadata: Vec<(String, MetricMetadata)>,
+    /// Pushed groups' states written (or, with `None`, deleted) in the same transaction as
+    /// the samples: `push_group` rows keyed by encoded grouping key (see `crate::push`).
+    pub push_groups: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 /// What the writer did with a batch.
@@ -338,6 +341,28 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a batch and returns where its outcome will arrive, so a caller can order
+    /// its writes (under its own lock) without holding that lock until the commit.
+    pub async fn submit(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<oneshot::Receiver<Result<WriteOutcome, StoreError>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.sender()?
+            .send(writer::Msg::Write(batch, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Every pushed group's stored state (`push_group` rows), read at start.
+    pub fn load_push_groups(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let conn = self.open_reader()?;
+        let mut stmt = conn.prepare("SELECT data FROM push_group")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// [`Store::write`] for blocking callers (rule evaluation threads).

@@ -9,6 +9,7 @@
 //! - [`trading`]: a deterministic trading-stack data set (counters with resets, gauges, classic
 //!   histograms, stale markers) for query tests and the query benchmark.
 //! - [`diff`]: the same Prometheus API call to two servers, answers compared.
+//! - [`pushgateway`]: the real Pushgateway 1.5, a push client, and output normalisation.
 //!
 //! Nothing here is mocked: every test talks HTTP to a real process. Peers come from
 //! `scripts/setup.sh`; promgate from `cargo build -p gateway`.
@@ -17,6 +18,7 @@
 pub mod diff;
 pub mod http;
 pub mod payload;
+pub mod pushgateway;
 pub mod server;
 pub mod trading;
 

@@ -76,7 +76,7 @@ pub struct Process {
 impl Process {
     /// Spawns `cmd` with its output going to `<dir>/<name>.log`, then polls
     /// `http://127.0.0.1:port{ready_path}` until it answers 200.
-    fn spawn(
+    pub(crate) fn spawn(
         name: &'static str,
         mut cmd: Command,
         port: u16,

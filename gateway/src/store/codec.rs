@@ -48,7 +48,7 @@ impl<'a> Cursor<'a> {
         self.pos >= self.buf.len()
     }
 
-    fn corrupt(&self) -> CorruptBlob {
+    pub fn corrupt(&self) -> CorruptBlob {
         CorruptBlob {
             what: self.what,
             offset: self.pos,
@@ -82,7 +82,7 @@ impl<'a> Cursor<'a> {
         Ok(b)
     }
 
-    fn str(&mut self) -> Result<&'a str, CorruptBlob> {
+    pub fn str(&mut self) -> Result<&'a str, CorruptBlob> {
         let len = usize::try_from(self.varint()?).map_err(|_| self.corrupt())?;
         let end = self.pos.checked_add(len).ok_or_else(|| self.corrupt())?;
         let bytes = self.buf.get(self.pos..end).ok_or_else(|| self.corrupt())?;

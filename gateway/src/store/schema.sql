@@ -32,4 +32,11 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- push_group: each Pushgateway-style group's current state (crate::push::persist), written in
+-- the transaction that stores its samples. Added without a version bump: older binaries
+-- ignore the table.
+CREATE TABLE IF NOT EXISTS push_group (
+    key  BLOB PRIMARY KEY,
+    data BLOB NOT NULL
+) WITHOUT ROWID;
 PRAGMA user_version = 2;

@@ -527,6 +527,20 @@ impl Writer {
                 self.metadata.write().insert(metric, md);
             }
         }
+        for (key, data) in batch.push_groups {
+            match data {
+                Some(d) => self
+                    .conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO push_group (key, data) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![key, d])?,
+                None => self
+                    .conn
+                    .prepare_cached("DELETE FROM push_group WHERE key = ?1")?
+                    .execute(params![key])?,
+            };
+        }
         Ok(out)
     }
 
