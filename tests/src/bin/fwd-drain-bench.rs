@@ -24,7 +24,7 @@ use bytes::Bytes;
 use clap::Parser;
 use e2e::http;
 use e2e::payload::{encode_v1, labels, series};
-use e2e::{Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port, now_ms};
+use e2e::{Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port, median, now_ms};
 use proto::v1::WriteRequest;
 
 #[derive(Debug, Parser)]
@@ -248,11 +248,6 @@ fn round(
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args = Args::parse();
     let bin = args
@@ -296,10 +291,20 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut per_cpu = Vec::new();
     for (name, rounds) in &results {
-        let drain = median(rounds.iter().map(|r| r.drain.as_secs_f64()).collect());
-        let active = median(rounds.iter().map(|r| r.active.as_secs_f64()).collect());
-        let cpu = median(rounds.iter().map(|r| r.cpu).collect());
-        let total = median(rounds.iter().map(|r| r.cpu_total).collect());
+        let drain = median(
+            &rounds
+                .iter()
+                .map(|r| r.drain.as_secs_f64())
+                .collect::<Vec<_>>(),
+        );
+        let active = median(
+            &rounds
+                .iter()
+                .map(|r| r.active.as_secs_f64())
+                .collect::<Vec<_>>(),
+        );
+        let cpu = median(&rounds.iter().map(|r| r.cpu).collect::<Vec<_>>());
+        let total = median(&rounds.iter().map(|r| r.cpu_total).collect::<Vec<_>>());
         per_cpu.push((drain, samples as f64 / total));
         println!(
             "| {name} | {drain:.2} | {active:.2} | {:.2}M | {cpu:.2} | {total:.2} | {:.2}M |",

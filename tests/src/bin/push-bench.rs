@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use e2e::pushgateway::Pushgateway;
-use e2e::{Promgate, cpu_seconds};
+use e2e::{Promgate, cpu_seconds, median};
 
 #[derive(Debug, Parser)]
 #[command(about = "Push benchmark: promgate vs Pushgateway 1.5")]
@@ -117,11 +117,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i.min(v.len() - 1)]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 #[derive(Default, Clone)]
@@ -291,19 +286,19 @@ fn main() {
             report.push_str(&format!(
                 "| {label} | {} | {:.2} | {:.2} | {:.0} | {:.2} |\n",
                 t.name,
-                median(p.p50) * 1e3,
-                median(p.p99) * 1e3,
-                median(p.throughput),
-                median(p.cpu_per_push) * 1e3
+                median(&p.p50) * 1e3,
+                median(&p.p99) * 1e3,
+                median(&p.throughput),
+                median(&p.cpu_per_push) * 1e3
             ));
         }
         let (a, b) = (pick(&targets[0]), pick(&targets[1]));
         report.push_str(&format!(
             "| {label} | **promgate / Pushgateway** | {:.2}x faster | {:.2}x faster | **{:.2}x** | {:.2}x less |\n",
-            median(b.p50.clone()) / median(a.p50.clone()),
-            median(b.p99.clone()) / median(a.p99.clone()),
-            median(a.throughput.clone()) / median(b.throughput.clone()),
-            median(b.cpu_per_push.clone()) / median(a.cpu_per_push.clone()),
+            median(&b.p50) / median(&a.p50),
+            median(&b.p99) / median(&a.p99),
+            median(&a.throughput) / median(&b.throughput),
+            median(&b.cpu_per_push) / median(&a.cpu_per_push),
         ));
     }
     println!("{report}");
