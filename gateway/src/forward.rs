@@ -222,7 +222,24 @@ struct ChunkBuilder {
     compressed: Vec<u8>,
     flat: Vec<Sample>,
     entries: Vec<(u64, Range<usize>)>,
-    by_shard: Vec<Vec<u32>>,
+    by_shard: Vec<ShardBuf>,
+}
+
+/// A shard's entries (ranges into its samples) and samples.
+type Part<'a> = (&'a [(u64, Range<usize>)], &'a [Sample]);
+
+/// One shard's part of a chunk: its entries (ranges into `samples`) and samples.
+#[derive(Default)]
+struct ShardBuf {
+    entries: Vec<(u64, Range<usize>)>,
+    samples: Vec<Sample>,
+}
+
+impl ShardBuf {
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.samples.clear();
+    }
 }
 
 /// Which shard sends a series: a multiplicative hash of its id (ids are dense integers).
@@ -287,24 +304,41 @@ impl ChunkBuilder {
             .len()
             .div_ceil(per_send)
             .clamp(q.min_shards.max(1), q.max_shards.max(1));
-        self.by_shard.iter_mut().for_each(Vec::clear);
-        self.by_shard
-            .resize_with(shards.max(self.by_shard.len()), Vec::new);
-        for (i, (id, _)) in self.entries.iter().enumerate() {
-            self.by_shard[shard_of(*id, shards)].push(i as u32);
-        }
         let mut chunk = Chunk {
             last_seq,
             shards: Vec::with_capacity(shards),
             relabel_dropped: 0,
             missing: 0,
         };
-        let by_shard = std::mem::take(&mut self.by_shard);
+        // Each shard's entries and samples are copied out together in one sequential pass,
+        // so building a shard's requests reads memory in order (indexes into the chunk-wide
+        // arrays would miss the cache on every entry once there are many shards).
+        let entries_all = std::mem::take(&mut self.entries);
+        let flat_all = std::mem::take(&mut self.flat);
+        let mut bufs = std::mem::take(&mut self.by_shard);
+        let parts: Vec<Part<'_>> = if shards == 1 {
+            vec![(&entries_all, &flat_all)]
+        } else {
+            if bufs.len() < shards {
+                bufs.resize_with(shards, ShardBuf::default);
+            }
+            bufs.iter_mut().for_each(ShardBuf::clear);
+            for (id, range) in &entries_all {
+                let b = &mut bufs[shard_of(*id, shards)];
+                let start = b.samples.len();
+                b.samples.extend_from_slice(&flat_all[range.clone()]);
+                b.entries.push((*id, start..b.samples.len()));
+            }
+            bufs.iter()
+                .take(shards)
+                .map(|b| (b.entries.as_slice(), b.samples.as_slice()))
+                .collect()
+        };
         let wire = self.cfg.wire();
-        for members in by_shard.iter().take(shards) {
+        for (entries, flat) in parts {
             let mut requests = Vec::new();
-            for &i in members {
-                let (id, range) = self.entries[i as usize].clone();
+            for (id, range) in entries {
+                let (id, range) = (*id, range.clone());
                 // One lookup per entry; a series seen for the first time is labeled here.
                 let slot =
                     match self.cache.entry(id) {
@@ -336,7 +370,7 @@ impl ChunkBuilder {
                         Wire::V2 => self.v2.samples(),
                     };
                     let take = rest.start..(rest.start + per_send - pending).min(rest.end);
-                    let samples = &self.flat[take.clone()];
+                    let samples = &flat[take.clone()];
                     let full = match encoded {
                         Encoded::V1(block) => {
                             self.v1.push(block, samples);
@@ -378,7 +412,9 @@ impl ChunkBuilder {
             }
             chunk.shards.push(requests);
         }
-        self.by_shard = by_shard;
+        self.entries = entries_all;
+        self.flat = flat_all;
+        self.by_shard = bufs;
         Ok(Some(chunk))
     }
 }
