@@ -1,18 +1,13 @@
-//! Logging setup, HTTP self-metrics and the `/metrics` endpoint.
+//! Logging setup and HTTP self-metrics (`/metrics` itself is served by `push::handler::metrics`,
+//! beside the pushed groups).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::app::AppState;
 
 /// Structured logs to stderr; `RUST_LOG` filters (default `info`), `PROMGATE_LOG_FORMAT=json`
 /// switches to JSON lines.
@@ -79,24 +74,5 @@ impl HttpMetrics {
         self.requests
             .get_or_create(&RequestLabels { handler, code })
             .inc();
-    }
-}
-
-/// `GET /metrics`: promgate's own metrics in the OpenMetrics text format.
-pub async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
-    let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "Encoding metrics failed.");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
     }
 }
