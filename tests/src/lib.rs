@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alertmanager;
+pub mod capture;
 pub mod diff;
 pub mod http;
 pub mod payload;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod trading;
 
 pub use alertmanager::Alertmanager;
+pub use capture::{CaptureServer, Captured};
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
 pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};
