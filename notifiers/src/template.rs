@@ -83,6 +83,15 @@ pub const DEFAULT_TEMPLATES: &str = r##"
 {{ define "pagerduty.default.instances" }}{{ template "__text_alert_list" . }}{{ end }}
 
 {{ define "email.default.subject" }}{{ template "__subject" . }}{{ end }}
+{{ define "email.default.text" }}{{ template "__subject" . }}
+{{ if gt (len .Alerts.Firing) 0 }}
+Alerts Firing:
+{{ template "__text_alert_list" .Alerts.Firing }}{{ end }}
+{{- if gt (len .Alerts.Resolved) 0 }}
+Alerts Resolved:
+{{ template "__text_alert_list" .Alerts.Resolved }}{{ end }}
+{{ template "__alertmanagerURL" . }}
+{{ end }}
 {{ define "__email_alert" -}}
 <tr><td style="padding:8px 12px;border-top:1px solid #e9e9e9">
 {{- range .Labels.SortedPairs }}{{ .Name }} = {{ .Value }}<br>{{ end }}
