@@ -245,3 +245,81 @@ fn webhook_slack_pagerduty_match_alertmanager() {
     let pd = ours.captured_at("/pd")[0].json();
     assert_eq!(pd["event_action"], "resolve");
 }
+
+/// A user template file exercising the template language, loaded by both Alertmanager
+/// (`templates:`) and promgate ([`Templates::load`]); the Slack title and text must match.
+const USER_TEMPLATES: &str = r#"
+{{ define "t.title" }}{{ .Status | title }} {{ .CommonLabels.alertname | toLower }} x{{ len .Alerts }}{{ end }}
+{{ define "t.text" -}}
+{{ range $i, $a := .Alerts -}}
+{{ $i }}. {{ $a.Labels.desk | toUpper }} {{ printf "%q %5s|%-4s|%d" $a.Annotations.summary "ab" "c" 42 }}
+{{- if eq $a.Status "firing" }} FIRING{{ else }} ok{{ end }}
+{{ with $a.Annotations.runbook }}runbook={{ . }}{{ else }}no runbook{{ end }}
+{{ end -}}
+{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }};{{ end }}
+{{ reReplaceAll "([a-z]+)-([0-9]+)" "$2:$1" "abc-123 def-45" }}
+{{ join "," (stringSlice "a" "b" "c") }} {{ match "^Draw" .CommonLabels.alertname }}
+{{ if and (gt (len .Alerts.Firing) 0) (not (eq .Receiver "x")) }}yes{{ end }} {{ or "" "fallback" }} {{ and 1 0 }}
+{{ index .CommonLabels "alertname" }} {{ (index .Alerts 0).Fingerprint }} {{ .GroupLabels.Names }} {{ .CommonLabels }}
+{{ (index .Alerts 0).StartsAt }} {{ (index .Alerts 0).StartsAt.Unix }} {{ .ExternalURL }} {{ "a b&c/é" | urlquery }}
+{{ html "<a href='x'>" }} {{ js "it's <b>" }} {{ print 1 2 "x" 3 }} {{ println "end" 1 }}
+{{- /* a comment */ -}}
+{{ $x := 0 }}{{ range .Alerts }}{{ $x = 1 }}{{ end }}x={{ $x }} {{ len "héllo" }} {{ .Alerts.Resolved | len }}
+{{ range .Alerts }}{{ if eq .Status "resolved" }}{{ continue }}{{ end }}{{ .Labels.job }},{{ end }}
+{{ with .CommonLabels.Remove (stringSlice "alertname") }}{{ .Values | join "+" }}{{ end }} {{ .CommonAnnotations.SortedPairs.Names }}
+{{ end }}
+"#;
+
+#[test]
+fn user_templates_render_like_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("user.tmpl"), USER_TEMPLATES).unwrap();
+    let theirs = CaptureServer::start();
+    let ours = CaptureServer::start();
+    let slack = |url: &str| {
+        format!(
+            "name: team-x\nslack_configs:\n  - api_url: {url}/slack\n    title: '{{{{ template \"t.title\" . }}}}'\n    text: '{{{{ template \"t.text\" . }}}}'\n"
+        )
+    };
+    let recv = slack(&theirs.url())
+        .lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let am = Alertmanager::start(&format!(
+        "templates: ['{}/*.tmpl']\nroute:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 1s\nreceivers:\n  - {}\n",
+        dir.path().display(),
+        recv.trim_start()
+    ));
+    let now = Utc::now();
+    let starts = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::seconds(90)))
+        .unwrap()
+        .to_utc();
+    let ends = DateTime::parse_from_rfc3339(&ts(now + chrono::Duration::hours(1)))
+        .unwrap()
+        .to_utc();
+    post(&am, starts, ends);
+    let got = theirs.wait_for("/slack", 1, WAIT);
+
+    let cfg: ReceiverConfig = serde_norway::from_str(&slack(&ours.url())).unwrap();
+    let templates = Templates::load(&[dir.path().join("*.tmpl")]).unwrap();
+    let i = build_receiver(&cfg, &GlobalConfig::default(), Arc::new(templates))
+        .unwrap()
+        .remove(0);
+    let d = our_data(&am, Status::Firing, starts, ends);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(i.notifier.notify(&d))
+        .unwrap();
+    let mine = ours.wait_for("/slack", 1, WAIT);
+    let (t, o) = (got[0].json(), mine[0].json());
+    assert_eq!(
+        t["attachments"][0]["text"].as_str().unwrap(),
+        o["attachments"][0]["text"].as_str().unwrap()
+    );
+    assert_eq!(
+        t["attachments"][0]["title"].as_str().unwrap(),
+        o["attachments"][0]["title"].as_str().unwrap()
+    );
+    assert_same("/slack", &got[0], &mine[0]);
+}
