@@ -28,7 +28,7 @@ pub use capture::{CaptureServer, Captured};
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
 pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};
-pub use smtp::{ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
+pub use smtp::{HttpsCapture, ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
