@@ -333,7 +333,7 @@ fn user_templates_render_like_alertmanager() {
         .unwrap()
         .to_utc();
     post(&am, starts, ends);
-    let got = vec![theirs_complete(&theirs, "/slack", "firing")];
+    let got = [theirs_complete(&theirs, "/slack", "firing")];
 
     let cfg: ReceiverConfig = serde_norway::from_str(&slack(&ours.url())).unwrap();
     let templates = Templates::load(&[dir.path().join("*.tmpl")]).unwrap();
