@@ -236,6 +236,28 @@ impl Data {
         self.alerts.iter().filter(|a| a.status == Status::Resolved)
     }
 
+    /// The data an integration with `send_resolved: false` gets (Alertmanager's `RetryStage`):
+    /// only the firing alerts, common labels and annotations recomputed over them; `None` when
+    /// nothing fires (nothing is sent).
+    pub fn firing_only(&self) -> Option<Data> {
+        let firing: Vec<Alert> = self.firing().cloned().collect();
+        if firing.is_empty() {
+            return None;
+        }
+        if firing.len() == self.alerts.len() {
+            return Some(self.clone());
+        }
+        let mut d = Data::new(
+            "",
+            self.group_key.clone(),
+            self.group_labels.clone(),
+            firing,
+            self.external_url.clone(),
+        );
+        d.receiver = self.receiver.clone();
+        Some(d)
+    }
+
     /// Keeps the first `max` alerts and counts the rest in `truncated_alerts` (the webhook's
     /// `max_alerts`; 0 means no limit).
     pub fn truncate_alerts(&mut self, max: u64) {

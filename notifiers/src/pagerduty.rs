@@ -100,6 +100,10 @@ impl Pagerduty {
                 .or_insert_with(|| v.to_string());
         }
         let mut cfg = cfg.clone();
+        // notifyV2: an empty severity is "error".
+        if cfg.severity.is_empty() {
+            cfg.severity = "error".into();
+        }
         if cfg.source.is_empty() {
             cfg.source = cfg.client.clone();
         }

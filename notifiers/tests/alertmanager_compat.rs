@@ -357,3 +357,83 @@ fn user_templates_render_like_alertmanager() {
     );
     assert_same("/slack", &got[0], &mine[0]);
 }
+
+/// `send_resolved: false` with a group holding a firing and a resolved alert: Alertmanager
+/// sends only the firing one, with common labels over it; so does `Integration::data_for`.
+#[test]
+fn send_resolved_false_leaves_resolved_alerts_out() {
+    let theirs = CaptureServer::start();
+    let ours = CaptureServer::start();
+    let hook = |url: &str| {
+        format!(
+            "name: team-x\nwebhook_configs:\n  - url: {url}/webhook\n    send_resolved: false\n"
+        )
+    };
+    let am = Alertmanager::start(&format!(
+        "route:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: team-x\n    webhook_configs:\n      - url: {}/webhook\n        send_resolved: false\n",
+        theirs.url()
+    ));
+    let now = Utc::now();
+    let starts = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::minutes(5)))
+        .unwrap()
+        .to_utc();
+    let ended = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::seconds(1)))
+        .unwrap()
+        .to_utc();
+    let ends = DateTime::parse_from_rfc3339(&ts(now + chrono::Duration::hours(1)))
+        .unwrap()
+        .to_utc();
+    let ins = inputs();
+    let body = serde_json::json!([
+        {"labels": ins[0].labels, "annotations": ins[0].annotations, "startsAt": ts(starts), "endsAt": ts(ends), "generatorURL": ins[0].generator_url},
+        {"labels": ins[1].labels, "annotations": ins[1].annotations, "startsAt": ts(starts), "endsAt": ts(ended), "generatorURL": ins[1].generator_url},
+    ]);
+    am.post_alerts(&body.to_string());
+    let got = theirs.wait_for("/webhook", 1, WAIT);
+
+    let mut alerts: Vec<Alert> = inputs()
+        .into_iter()
+        .zip([(Status::Firing, ends), (Status::Resolved, ended)])
+        .map(|(i, (st, e))| {
+            Alert::new(
+                st,
+                i.labels,
+                i.annotations,
+                starts,
+                Some(e),
+                i.generator_url,
+            )
+        })
+        .collect();
+    sort_alerts(&mut alerts);
+    let d = Data::new(
+        "team-x",
+        r#"{}:{alertname="Drawdown"}"#,
+        KV::from_iter([("alertname", "Drawdown")]),
+        alerts,
+        am.url(),
+    );
+    let cfg: ReceiverConfig = serde_norway::from_str(&hook(&ours.url())).unwrap();
+    let i = build_receiver(
+        &cfg,
+        &GlobalConfig::default(),
+        Arc::new(Templates::default()),
+    )
+    .unwrap()
+    .remove(0);
+    let sent = i.data_for(&d).expect("something fires");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(i.notifier.notify(&sent))
+        .unwrap();
+    let mine = ours.wait_for("/webhook", 1, WAIT);
+    assert_same("/webhook", &got[0], &mine[0]);
+    assert_eq!(mine[0].json()["alerts"].as_array().unwrap().len(), 1);
+
+    // Nothing firing: nothing to send.
+    let mut all_resolved = d.clone();
+    for a in &mut all_resolved.alerts {
+        a.status = Status::Resolved;
+    }
+    assert!(i.data_for(&all_resolved).is_none());
+}
