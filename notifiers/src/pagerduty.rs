@@ -214,7 +214,7 @@ impl Pagerduty {
             );
             msg.payload.custom_details = BTreeMap::from([(
                 "error".to_string(),
-                "Custom details have been removed because the original event exceeds the maximum size of 512kB".to_string(),
+                "Custom details have been removed because the original event exceeds the maximum size of 512KB".to_string(),
             )]);
             body = enc(&msg)?;
         }

@@ -437,3 +437,91 @@ fn send_resolved_false_leaves_resolved_alerts_out() {
     }
     assert!(i.data_for(&all_resolved).is_none());
 }
+
+/// A group whose PagerDuty event exceeds 512 KB: Alertmanager and promgate both replace the
+/// custom details with the same note, and the rest of the event matches.
+#[test]
+fn oversized_pagerduty_event_like_alertmanager() {
+    const N: usize = 4000;
+    let theirs = CaptureServer::start();
+    let ours = CaptureServer::start();
+    let pd = |url: &str| {
+        format!("name: team-x\npagerduty_configs:\n  - routing_key: k\n    url: {url}/pd\n")
+    };
+    let am = Alertmanager::start(&format!(
+        "route:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 5s\n  group_interval: 1s\nreceivers:\n  - name: team-x\n    pagerduty_configs:\n      - routing_key: k\n        url: {}/pd\n",
+        theirs.url()
+    ));
+    let now = Utc::now();
+    let starts = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::minutes(1)))
+        .unwrap()
+        .to_utc();
+    let ends = DateTime::parse_from_rfc3339(&ts(now + chrono::Duration::hours(1)))
+        .unwrap()
+        .to_utc();
+    let long = "x".repeat(200);
+    let alerts: Vec<Alert> = (0..N)
+        .map(|i| {
+            Alert::new(
+                Status::Firing,
+                KV::from_iter([
+                    ("alertname", "Big".to_string()),
+                    ("instance", format!("i{i:05}")),
+                ]),
+                KV::from_iter([("summary", long.clone())]),
+                starts,
+                Some(ends),
+                "",
+            )
+        })
+        .collect();
+    let body: Vec<Value> = alerts
+        .iter()
+        .map(|a| serde_json::json!({"labels": a.labels, "annotations": a.annotations, "startsAt": ts(starts), "endsAt": ts(ends)}))
+        .collect();
+    am.post_alerts(&serde_json::to_string(&body).unwrap());
+    let got = e2e::eventually(WAIT, || {
+        theirs
+            .captured_at("/pd")
+            .into_iter()
+            .rev()
+            .find(|c| c.json()["payload"]["summary"] == format!("[FIRING:{N}] Big "))
+            .ok_or_else(|| {
+                format!(
+                    "no complete event yet: {:?}",
+                    theirs
+                        .captured()
+                        .iter()
+                        .map(|c| c.json()["payload"]["summary"].clone())
+                        .collect::<Vec<_>>()
+                )
+            })
+    });
+    let mut alerts = alerts;
+    sort_alerts(&mut alerts);
+    let d = Data::new(
+        "team-x",
+        r#"{}:{alertname="Big"}"#,
+        KV::from_iter([("alertname", "Big")]),
+        alerts,
+        am.url(),
+    );
+    let cfg: ReceiverConfig = serde_norway::from_str(&pd(&ours.url())).unwrap();
+    let i = build_receiver(
+        &cfg,
+        &GlobalConfig::default(),
+        Arc::new(Templates::default()),
+    )
+    .unwrap()
+    .remove(0);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(i.notifier.notify(&d))
+        .unwrap();
+    let mine = ours.wait_for("/pd", 1, WAIT);
+    assert!(
+        got.json()["payload"]["custom_details"]["error"].is_string(),
+        "Alertmanager truncated"
+    );
+    assert_same("/pd", &got, &mine[0]);
+}

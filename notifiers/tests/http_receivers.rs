@@ -208,7 +208,7 @@ pagerduty_configs:
     assert!(summary.ends_with('…'));
     assert_eq!(
         j["payload"]["custom_details"],
-        serde_json::json!({"error": "Custom details have been removed because the original event exceeds the maximum size of 512kB"})
+        serde_json::json!({"error": "Custom details have been removed because the original event exceeds the maximum size of 512KB"})
     );
     assert!(cap.captured_at("/pd")[0].body.len() <= 512_000);
     assert_eq!(j["event_action"], "trigger");
