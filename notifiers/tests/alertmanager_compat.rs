@@ -445,11 +445,14 @@ fn oversized_pagerduty_event_like_alertmanager() {
     const N: usize = 4000;
     let theirs = CaptureServer::start();
     let ours = CaptureServer::start();
+    let desc = "'{{ len .Alerts }}: {{ range .Alerts }}{{ .Labels.instance }} {{ end }}'";
     let pd = |url: &str| {
-        format!("name: team-x\npagerduty_configs:\n  - routing_key: k\n    url: {url}/pd\n")
+        format!(
+            "name: team-x\npagerduty_configs:\n  - routing_key: k\n    url: {url}/pd\n    description: {desc}\n"
+        )
     };
     let am = Alertmanager::start(&format!(
-        "route:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 5s\n  group_interval: 1s\nreceivers:\n  - name: team-x\n    pagerduty_configs:\n      - routing_key: k\n        url: {}/pd\n",
+        "route:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 5s\n  group_interval: 1s\nreceivers:\n  - name: team-x\n    pagerduty_configs:\n      - routing_key: k\n        url: {}/pd\n        description: {desc}\n",
         theirs.url()
     ));
     let now = Utc::now();
@@ -485,7 +488,11 @@ fn oversized_pagerduty_event_like_alertmanager() {
             .captured_at("/pd")
             .into_iter()
             .rev()
-            .find(|c| c.json()["payload"]["summary"] == format!("[FIRING:{N}] Big "))
+            .find(|c| {
+                c.json()["payload"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(&format!("{N}: ")))
+            })
             .ok_or_else(|| {
                 format!(
                     "no complete event yet: {:?}",
@@ -522,6 +529,15 @@ fn oversized_pagerduty_event_like_alertmanager() {
     assert!(
         got.json()["payload"]["custom_details"]["error"].is_string(),
         "Alertmanager truncated"
+    );
+    assert_eq!(
+        got.json()["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        1024,
+        "Alertmanager truncated the summary"
     );
     assert_same("/pd", &got, &mine[0]);
 }
