@@ -1,8 +1,9 @@
 //! Executes parsed templates over [`Value`]s: Go `text/template` semantics (truthiness,
 //! `fmt.Sprint` printing, method calls with arguments such as `.CommonLabels.Remove
 //! .GroupLabels.Names`, sorted map ranging) plus Go's built-in functions and Alertmanager's
-//! function map. With `html` set, every printed value that is not `safeHtml` is HTML-escaped
-//! (a simplification of `html/template`'s contextual escaping).
+//! function map. With `html` set, every printed value that is not `safeHtml` is escaped as
+//! `html/template` escapes text and attribute values, URL-normalized first inside `href`/`src`
+//! values (a simplification of its contextual escaping: script and style are not tracked).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
