@@ -10,21 +10,32 @@
 //!   histograms, stale markers) for query tests and the query benchmark.
 //! - [`diff`]: the same Prometheus API call to two servers, answers compared.
 //! - [`pushgateway`]: the real Pushgateway 1.5, a push client, and output normalisation.
+//! - [`alertmanager`]: a real Alertmanager 0.25 ([`Alertmanager`]) on a free port.
+//! - [`capture`]: an HTTP capture server standing in for Slack, PagerDuty or a webhook
+//!   consumer, with scripted answers (429 with `Retry-After`, 5xx, 400).
+//! - [`smtp`]: a real SMTP server (Python aiosmtpd from `target/py`) recording mail, optionally
+//!   with STARTTLS, implicit TLS and AUTH; and an HTTPS capture server for TLS tests.
 //!
 //! Nothing here is mocked: every test talks HTTP to a real process. Peers come from
 //! `scripts/setup.sh`; promgate from `cargo build -p gateway`.
 #![forbid(unsafe_code)]
 
+pub mod alertmanager;
+pub mod capture;
 pub mod diff;
 pub mod http;
 pub mod payload;
 pub mod pushgateway;
 pub mod server;
+pub mod smtp;
 pub mod trading;
 
+pub use alertmanager::Alertmanager;
+pub use capture::{CaptureServer, Captured};
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
 pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};
+pub use smtp::{HttpsCapture, ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
 
 /// Milliseconds since the Unix epoch, now.
 /// The median of `v` (the mean of the middle two for an even count; NaN when empty): what the

@@ -547,7 +547,7 @@ impl Vmagent {
 }
 
 /// A peer binary: `/usr/bin/NAME`, else on `PATH`; panics pointing at `scripts/setup.sh`.
-fn peer_bin(name: &str) -> PathBuf {
+pub(crate) fn peer_bin(name: &str) -> PathBuf {
     let usr = Path::new("/usr/bin").join(name);
     if usr.is_file() {
         return usr;
