@@ -14,12 +14,14 @@
 //! `scripts/setup.sh`; promgate from `cargo build -p gateway`.
 #![forbid(unsafe_code)]
 
+pub mod alertmanager;
 pub mod diff;
 pub mod http;
 pub mod payload;
 pub mod server;
 pub mod trading;
 
+pub use alertmanager::Alertmanager;
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
 pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};

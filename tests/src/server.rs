@@ -76,7 +76,7 @@ pub struct Process {
 impl Process {
     /// Spawns `cmd` with its output going to `<dir>/<name>.log`, then polls
     /// `http://127.0.0.1:port{ready_path}` until it answers 200.
-    fn spawn(
+    pub(crate) fn spawn(
         name: &'static str,
         mut cmd: Command,
         port: u16,
@@ -547,7 +547,7 @@ impl Vmagent {
 }
 
 /// A peer binary: `/usr/bin/NAME`, else on `PATH`; panics pointing at `scripts/setup.sh`.
-fn peer_bin(name: &str) -> PathBuf {
+pub(crate) fn peer_bin(name: &str) -> PathBuf {
     let usr = Path::new("/usr/bin").join(name);
     if usr.is_file() {
         return usr;
