@@ -39,6 +39,9 @@ pub struct Route {
     pub key: String,
     /// `Route.ID()`: the key plus the position among siblings (unique).
     pub id: String,
+    /// Position in a depth-first walk (0 is the root): the route's index in
+    /// [`Route::flatten`].
+    pub index: usize,
 }
 
 impl Route {
@@ -52,7 +55,25 @@ impl Route {
             group_interval: DEFAULT_GROUP_INTERVAL,
             repeat_interval: DEFAULT_REPEAT_INTERVAL,
         };
-        Self::build(cfg, &root, None, 0)
+        let mut tree = Self::build(cfg, &root, None, 0);
+        let mut next = 0;
+        tree.number(&mut next);
+        tree
+    }
+
+    fn number(&mut self, next: &mut usize) {
+        self.index = *next;
+        *next += 1;
+        for r in &mut self.routes {
+            r.number(next);
+        }
+    }
+
+    /// Every node in walk order, so `flatten()[r.index]` is `r`.
+    pub fn flatten(&self) -> Vec<&Route> {
+        let mut out = Vec::new();
+        self.walk(&mut |r| out.push(r));
+        out
     }
 
     fn build(cfg: &RouteConfig, parent: &RouteOpts, parent_key: Option<&str>, pos: usize) -> Self {
@@ -106,6 +127,7 @@ impl Route {
             routes,
             key,
             id,
+            index: 0,
         }
     }
 

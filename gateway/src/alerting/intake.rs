@@ -1,0 +1,216 @@
+//! Alerts from promgate's own rules, sent the way Prometheus 2.42's rule manager and notifier
+//! send them (`rules/alerting.go` `sendAlerts`, `cmd/prometheus/main.go` `sendAlerts`,
+//! `notifier/notifier.go`): after each group evaluation, every firing alert not sent within
+//! `resend_delay`, and every alert resolved since it was last sent (resolved alerts are kept,
+//! and re-sent, for 15 minutes); `startsAt` is when it fired, `endsAt` the resolve time or
+//! `now + 4 × max(resend_delay, group interval)` for a firing alert; external labels are added
+//! where the alert lacks them. They go into promgate's dispatcher and, through a bounded queue,
+//! to the downstream Alertmanagers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use notifiers::alertmanager::{AlertmanagerClient, PostableAlert};
+use notifiers::data::KV;
+use parking_lot::Mutex;
+use rules_engine::rules::Rule;
+use rules_engine::rules::alerting::AlertState;
+use rules_engine::rules::group::Group;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Alerting;
+use super::alert::{Alert, LabelSet};
+use super::metrics::AlertingMetrics;
+
+/// Batches waiting for the downstream Alertmanagers (Prometheus's notifier queue holds 10,000
+/// alerts; a batch here is one group evaluation's alerts).
+const DOWNSTREAM_QUEUE: usize = 1000;
+
+/// The sender to downstream Alertmanagers.
+#[derive(Clone)]
+pub struct Downstream {
+    tx: Option<mpsc::Sender<Vec<PostableAlert>>>,
+    metrics: AlertingMetrics,
+}
+
+impl Downstream {
+    pub fn start(
+        clients: Vec<AlertmanagerClient>,
+        metrics: AlertingMetrics,
+        shutdown: CancellationToken,
+    ) -> (Self, Option<tokio::task::JoinHandle<()>>) {
+        if clients.is_empty() {
+            return (Self { tx: None, metrics }, None);
+        }
+        let (tx, mut rx) = mpsc::channel::<Vec<PostableAlert>>(DOWNSTREAM_QUEUE);
+        let clients = Arc::new(clients);
+        let m = metrics.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let batch = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    b = rx.recv() => match b { Some(b) => b, None => return },
+                };
+                let sends = clients.iter().map(|c| c.send(&batch));
+                for (c, r) in clients.iter().zip(futures_join(sends).await) {
+                    match r {
+                        Ok(()) => m.downstream(batch.len(), false),
+                        Err(e) => {
+                            m.downstream(batch.len(), true);
+                            tracing::warn!(alertmanagers = ?c.urls(), error = %e, count = batch.len(), "Sending alerts to Alertmanager failed.");
+                        }
+                    }
+                }
+            }
+        });
+        (
+            Self {
+                tx: Some(tx),
+                metrics,
+            },
+            Some(task),
+        )
+    }
+
+    pub fn send(&self, alerts: Vec<PostableAlert>) {
+        let Some(tx) = &self.tx else { return };
+        let n = alerts.len();
+        if tx.try_send(alerts).is_err() {
+            self.metrics.downstream_dropped(n);
+            tracing::warn!(count = n, "Alertmanager queue full; alerts dropped.");
+        }
+    }
+}
+
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    for f in fs {
+        out.push(f.await);
+    }
+    out
+}
+
+/// When each rule alert was last sent, by (group, alert labels).
+#[derive(Default)]
+pub struct RuleAlerts {
+    last_sent: Mutex<HashMap<(String, u64), i64>>,
+}
+
+impl RuleAlerts {
+    /// Sends what an evaluation of `group` at `ts` (ms) calls for.
+    pub fn after_eval(
+        &self,
+        alerting: &Alerting,
+        group: &Group,
+        interval: Duration,
+        ts: i64,
+        external_labels: &rules_engine::Labels,
+        external_url: &str,
+    ) {
+        let resend = alerting.settings.resend_delay.as_millis() as i64;
+        let delta = resend.max(interval.as_millis() as i64);
+        let gid = format!("{};{}", group.spec.file, group.spec.name);
+        let mut last = self.last_sent.lock();
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        let mut postable = Vec::new();
+        for (rule, state) in group.spec.rules.iter().zip(group.states.iter()) {
+            let Rule::Alerting(r) = rule else { continue };
+            let generator_url = format!(
+                "{}/graph?g0.expr={}&g0.tab=1",
+                external_url.trim_end_matches('/'),
+                query_escape(&r.expr.to_string())
+            );
+            for a in state.alerts.all_alerts() {
+                if a.state == AlertState::Pending {
+                    continue;
+                }
+                let mut labels: LabelSet = a
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect();
+                for l in external_labels.iter() {
+                    labels
+                        .entry(l.name.to_string())
+                        .or_insert_with(|| l.value.to_string());
+                }
+                let key = (gid.clone(), super::alert::fingerprint(&labels));
+                seen.push(key.clone());
+                let sent = last.get(&key).copied();
+                let needs = match (a.resolved_at, sent) {
+                    (_, None) => true,
+                    (Some(r), Some(s)) if r > s => true,
+                    (_, Some(s)) => s + resend < ts,
+                };
+                if !needs {
+                    continue;
+                }
+                last.insert(key, ts);
+                let ms = |t: i64| DateTime::<Utc>::from_timestamp_millis(t).unwrap_or_default();
+                let starts_at = ms(a.fired_at.unwrap_or(a.active_at));
+                let ends_at = ms(a.resolved_at.unwrap_or(ts + 4 * delta));
+                let annotations: LabelSet = a
+                    .annotations
+                    .iter()
+                    .map(|l| (l.name.to_string(), l.value.to_string()))
+                    .collect();
+                postable.push(PostableAlert {
+                    labels: KV(labels.clone()),
+                    annotations: KV(annotations.clone()),
+                    starts_at: Some(starts_at),
+                    ends_at: Some(ends_at),
+                    generator_url: generator_url.clone(),
+                });
+                out.push(Alert {
+                    labels,
+                    annotations,
+                    starts_at,
+                    ends_at,
+                    generator_url: generator_url.clone(),
+                    updated_at: alerting.clock.now(),
+                    timeout: false,
+                });
+            }
+        }
+        last.retain(|k, _| k.0 != gid || seen.contains(k));
+        drop(last);
+        if out.is_empty() {
+            return;
+        }
+        alerting.metrics.received("rules", out.len());
+        if let Some(d) = &alerting.dispatcher {
+            d.put(out);
+        }
+        alerting.downstream.send(postable);
+    }
+}
+
+/// Go's `url.QueryEscape`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_escape_is_gos() {
+        assert_eq!(
+            super::query_escape("rate(x[5m]) > 0.5"),
+            "rate%28x%5B5m%5D%29+%3E+0.5"
+        );
+    }
+}
