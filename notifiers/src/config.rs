@@ -486,6 +486,11 @@ fn default_email_html() -> String {
     tmpl("email.default.html")
 }
 
+/// promgate's default text part (Alertmanager sends none by default; see [`crate::email`]).
+fn default_email_text() -> String {
+    tmpl("email.default.text")
+}
+
 /// `email_configs:` (Alertmanager's `EmailConfig`, `DefaultEmailConfig`). Empty fields take
 /// the `global.smtp_*` values when the receiver is built.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -516,7 +521,8 @@ pub struct EmailConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_email_html")]
     pub html: String,
-    #[serde(default)]
+    /// Defaults to promgate's `email.default.text`; `''` sends only the HTML part.
+    #[serde(default = "default_email_text")]
     pub text: String,
     #[serde(default)]
     pub require_tls: Option<bool>,

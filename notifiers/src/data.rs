@@ -177,15 +177,22 @@ pub struct Data {
 
 impl Data {
     /// Builds the data like Alertmanager's `Template.Data`: the receiver name is
-    /// `regexp.QuoteMeta`-escaped, the group is firing when any alert is, and common labels
-    /// and annotations are those every alert shares with the first.
+    /// `regexp.QuoteMeta`-escaped, the group is firing when any alert is, common labels
+    /// and annotations are those every alert shares with the first, and a firing alert's
+    /// `endsAt` is hidden (Go's zero time), as `types.Alerts` does ("if the end timestamp is
+    /// not reached yet, do not expose it").
     pub fn new(
         receiver: &str,
         group_key: impl Into<String>,
         group_labels: KV,
-        alerts: Vec<Alert>,
+        mut alerts: Vec<Alert>,
         external_url: impl Into<String>,
     ) -> Data {
+        for a in &mut alerts {
+            if a.status == Status::Firing {
+                a.ends_at = go_zero_time();
+            }
+        }
         let status = if alerts.iter().any(|a| a.status == Status::Firing) {
             Status::Firing
         } else {

@@ -19,15 +19,8 @@ pub const USER_AGENT: &str = "Alertmanager/0.25.0";
 /// context; promgate bounds every request).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Installs the ring crypto provider for rustls once (reqwest is built without a provider so
-/// that one TLS stack serves reqwest and lettre).
-pub fn ensure_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Builds a client for one integration. Errors name the field.
 pub fn client(cfg: &HttpClientConfig, timeout: Duration) -> Result<Client, (&'static str, String)> {
-    ensure_crypto_provider();
     if cfg.oauth2.is_some() {
         return Err((
             "http_config.oauth2",

@@ -15,16 +15,20 @@
 #![forbid(unsafe_code)]
 
 pub mod alertmanager;
+pub mod capture;
 pub mod diff;
 pub mod http;
 pub mod payload;
 pub mod server;
+pub mod smtp;
 pub mod trading;
 
 pub use alertmanager::Alertmanager;
+pub use capture::{CaptureServer, Captured};
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
 pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};
+pub use smtp::{ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
