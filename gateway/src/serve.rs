@@ -96,6 +96,24 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
         }
     });
 
+    // Alert delivery is up before the store reports ready, so `/api/v2/*` answers from the
+    // first ready moment. It stops after the rules (which feed it) and before the store closes.
+    std::fs::create_dir_all(&config.storage.path)
+        .with_context(|| format!("creating {}", config.storage.path.display()))?;
+    let alert_shutdown = CancellationToken::new();
+    let (alerting, alert_tasks) = crate::alerting::Alerting::start(
+        alerting_built,
+        config.notifications.clone(),
+        config.external_url.clone(),
+        &config.storage.path,
+        crate::alerting::dispatch::Clock::System,
+        alerting_metrics,
+        alert_shutdown.clone(),
+    )
+    .await
+    .context("opening the alerting database")?;
+    state.set_alerting(alerting.clone());
+
     let store = {
         let storage = config.storage.clone();
         let limits = state.limits.clone();
@@ -133,20 +151,6 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
             .unwrap_or_default(),
         external_url: config.external_url.clone(),
     };
-    // Alert delivery stops after the rules (which feed it) and before the store closes.
-    let alert_shutdown = CancellationToken::new();
-    let (alerting, alert_tasks) = crate::alerting::Alerting::start(
-        alerting_built,
-        config.notifications.clone(),
-        config.external_url.clone(),
-        &config.storage.path,
-        crate::alerting::dispatch::Clock::System,
-        alerting_metrics,
-        alert_shutdown.clone(),
-    )
-    .await
-    .context("opening the alerting database")?;
-    state.set_alerting(alerting.clone());
     let rules = Arc::new(
         RuleManager::new(
             config.evaluation_interval,

@@ -28,7 +28,9 @@ impl RegexValue {
 impl<'de> Deserialize<'de> for RegexValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Matcher::new(MatchType::Regexp, "", &s)
+        // Alertmanager keeps the anchored text as the matcher's value, so it is what route
+        // keys (and so group keys) show.
+        Matcher::new(MatchType::Regexp, "", &format!("^(?:{s})$"))
             .map(RegexValue)
             .map_err(|e| serde::de::Error::custom(format!("error parsing regexp: {e}")))
     }

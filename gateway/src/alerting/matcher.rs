@@ -9,6 +9,18 @@ use std::fmt;
 
 use regex::Regex;
 
+/// A regex error in one line, worded like Go's (`error parsing regexp: <what>`); the regex
+/// crate's multi-line message shows our anchoring, which the user did not write.
+fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let what = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or(&text);
+    format!("error parsing regexp: {what}")
+}
+
 /// `=`, `!=`, `=~`, `!~`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MatchType {
@@ -64,7 +76,7 @@ impl Matcher {
             MatchType::Regexp | MatchType::NotRegexp => Some(
                 Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError::Regex {
                     value: value.to_string(),
-                    error: e.to_string(),
+                    error: regex_error(&e),
                 })?,
             ),
             _ => None,

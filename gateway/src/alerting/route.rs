@@ -81,9 +81,16 @@ impl Route {
         if let Some(r) = cfg.receiver.as_deref().filter(|r| !r.is_empty()) {
             opts.receiver = r.to_string();
         }
+        // As `NewRoute`: labels replace the parent's grouping; `...` alone turns on grouping
+        // by all labels; an empty list (like no list) inherits.
         if let Some(g) = &cfg.group_by {
-            opts.group_by = g.iter().filter(|l| *l != "...").cloned().collect();
-            opts.group_by_all = g.iter().any(|l| l == "...");
+            let labels: BTreeSet<String> = g.iter().filter(|l| *l != "...").cloned().collect();
+            if !labels.is_empty() {
+                opts.group_by = labels;
+                opts.group_by_all = false;
+            } else if g.iter().any(|l| l == "...") {
+                opts.group_by_all = true;
+            }
         }
         if let Some(d) = cfg.group_wait {
             opts.group_wait = d;

@@ -89,7 +89,7 @@ fn keys_are_alertmanagers() {
     assert_eq!(r.routes[0].id, r#"{}/{severity="page"}/0"#);
     assert_eq!(
         r.routes[1].routes[0].key,
-        r#"{}/{team="trading"}/{alertname=~"Drawdown.*"}"#
+        r#"{}/{team="trading"}/{alertname=~"^(?:Drawdown.*)$"}"#
     );
     assert_eq!(r.routes[2].key, r#"{}/{env!="dev",team=~"trad.*"}"#);
 }
