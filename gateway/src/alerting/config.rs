@@ -267,7 +267,7 @@ impl Default for NotificationSettings {
             retry_max: Duration::from_secs(5 * 60),
             give_up_after: Duration::from_secs(24 * 3600),
             resend_delay: Duration::from_secs(60),
-            max_in_flight: 16,
+            max_in_flight: 64,
         }
     }
 }

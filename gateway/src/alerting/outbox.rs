@@ -40,6 +40,9 @@ struct Worker {
 pub struct Outbox {
     workers: HashMap<IntegrationKey, Arc<Worker>>,
     db: Arc<Db>,
+    /// Finished rows to delete; one task deletes whatever has gathered in one transaction.
+    finished: tokio::sync::mpsc::UnboundedSender<i64>,
+    finished_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<i64>>>,
     settings: NotificationSettings,
     clock: Clock,
     metrics: AlertingMetrics,
@@ -73,9 +76,12 @@ impl Outbox {
                 )
             })
             .collect();
+        let (finished, finished_rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             workers,
             db,
+            finished,
+            finished_rx: Mutex::new(Some(finished_rx)),
             settings,
             clock,
             metrics,
@@ -129,10 +135,26 @@ impl Outbox {
         self: &Arc<Self>,
         shutdown: CancellationToken,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        self.workers
-            .values()
-            .map(|w| tokio::spawn(self.clone().work(w.clone(), shutdown.clone())))
-            .collect()
+        let mut workers = JoinSet::new();
+        for w in self.workers.values() {
+            workers.spawn(self.clone().work(w.clone(), shutdown.clone()));
+        }
+        let rx = self.finished_rx.lock().take();
+        let db = self.db.clone();
+        // One task owns the workers and the batched deletes, and ends after both: the last
+        // deliveries of a shutdown are deleted too.
+        vec![tokio::spawn(async move {
+            let Some(mut rx) = rx else { return };
+            loop {
+                tokio::select! {
+                    Some(first) = rx.recv() => delete_finished(&db, first, &mut rx).await,
+                    done = workers.join_next() => if done.is_none() { break },
+                }
+            }
+            if let Ok(first) = rx.try_recv() {
+                delete_finished(&db, first, &mut rx).await;
+            }
+        })]
     }
 
     async fn work(self: Arc<Self>, w: Arc<Worker>, shutdown: CancellationToken) {
@@ -245,18 +267,31 @@ impl Outbox {
             }
         }
         if delete {
-            let db = self.db.clone();
-            let id = row.id;
-            match tokio::task::spawn_blocking(move || db.delete(&[id])).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "Deleting a finished notification failed.")
-                }
-                Err(e) => tracing::error!(error = %e, "Outbox task failed."),
-            }
+            // Deleted in batches by `delete_finished`: a crash in the few milliseconds
+            // between a 2xx and the deletion means one duplicate after restart, never a loss.
+            let _ = self.finished.send(row.id);
         }
         let q = w.queue.lock();
         self.metrics.queue(k, q.pending.len() + q.in_flight.len());
+    }
+}
+
+/// Deletes `first` and every other finished row already queued, in one transaction (a commit
+/// per notification would cap delivery at the commit rate).
+async fn delete_finished(
+    db: &Arc<Db>,
+    first: i64,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<i64>,
+) {
+    let mut ids = vec![first];
+    while let Ok(id) = rx.try_recv() {
+        ids.push(id);
+    }
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || db.delete(&ids)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "Deleting delivered notifications failed."),
+        Err(e) => tracing::error!(error = %e, "Outbox task failed."),
     }
 }
 
