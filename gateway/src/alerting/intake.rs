@@ -100,7 +100,8 @@ pub struct RuleAlerts {
 }
 
 impl RuleAlerts {
-    /// Sends what an evaluation of `group` at `ts` (ms) calls for.
+    /// Sends what an evaluation of `group` at `ts` (ms) calls for to the dispatcher and the
+    /// downstream Alertmanagers.
     pub fn after_eval(
         &self,
         alerting: &Alerting,
@@ -110,7 +111,39 @@ impl RuleAlerts {
         external_labels: &rules_engine::Labels,
         external_url: &str,
     ) {
-        let resend = alerting.settings.resend_delay.as_millis() as i64;
+        let (out, postable) = self.due(
+            group,
+            interval,
+            alerting.settings.resend_delay,
+            ts,
+            external_labels,
+            external_url,
+            alerting.clock.now(),
+        );
+        if out.is_empty() {
+            return;
+        }
+        alerting.metrics.received("rules", out.len());
+        if let Some(d) = &alerting.dispatcher {
+            d.put(out);
+        }
+        alerting.downstream.send(postable);
+    }
+
+    /// The alerts of `group` due for sending after its evaluation at `ts` (ms), as the
+    /// dispatcher and as Alertmanager's API take them; records them as sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn due(
+        &self,
+        group: &Group,
+        interval: Duration,
+        resend_delay: Duration,
+        ts: i64,
+        external_labels: &rules_engine::Labels,
+        external_url: &str,
+        now: DateTime<Utc>,
+    ) -> (Vec<Alert>, Vec<PostableAlert>) {
+        let resend = resend_delay.as_millis() as i64;
         let delta = resend.max(interval.as_millis() as i64);
         let gid = format!("{};{}", group.spec.file, group.spec.name);
         let mut last = self.last_sent.lock();
@@ -140,8 +173,8 @@ impl RuleAlerts {
                 }
                 let key = (gid.clone(), super::alert::fingerprint(&labels));
                 seen.push(key.clone());
-                let sent = last.get(&key).copied();
-                let needs = match (a.resolved_at, sent) {
+                // `needsSending`: resolved since the last send, or not sent for resend_delay.
+                let needs = match (a.resolved_at, last.get(&key).copied()) {
                     (_, None) => true,
                     (Some(r), Some(s)) if r > s => true,
                     (_, Some(s)) => s + resend < ts,
@@ -171,21 +204,13 @@ impl RuleAlerts {
                     starts_at,
                     ends_at,
                     generator_url: generator_url.clone(),
-                    updated_at: alerting.clock.now(),
+                    updated_at: now,
                     timeout: false,
                 });
             }
         }
         last.retain(|k, _| k.0 != gid || seen.contains(k));
-        drop(last);
-        if out.is_empty() {
-            return;
-        }
-        alerting.metrics.received("rules", out.len());
-        if let Some(d) = &alerting.dispatcher {
-            d.put(out);
-        }
-        alerting.downstream.send(postable);
+        (out, postable)
     }
 }
 
@@ -206,6 +231,81 @@ fn query_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use rules_engine::model::{Labels, Sample};
+    use rules_engine::promql::{Engine, EvalLimits};
+    use rules_engine::rules::alerting::AlertContext;
+    use rules_engine::rules::file::parse_rule_file;
+    use rules_engine::storage::MemStorage;
+
+    /// Prometheus's send rules over a real evaluation: firing alerts once per resend delay
+    /// with `endsAt` 4 × max(resend, interval) ahead, resolved ones at once and then with every
+    /// resend while kept (15 minutes), pending ones never.
+    #[test]
+    fn sends_like_prometheus() {
+        let groups = parse_rule_file(
+            "groups:\n  - name: g\n    rules:\n      - alert: High\n        expr: x > 1\n        for: 30s\n",
+            "f.yml",
+        )
+        .expect("rules");
+        let mut group = Group::new(groups.into_iter().next().expect("group"));
+        let store = MemStorage::new();
+        let engine = Engine::new(EvalLimits::default());
+        let ctx = AlertContext::default();
+        let ext = Labels::from_pairs([("cluster", "eu")]).expect("labels");
+        let series = Labels::from_pairs([("__name__", "x"), ("job", "j")]).expect("labels");
+        let sent = RuleAlerts::default();
+        let minute = Duration::from_secs(60);
+        let step = 15_000;
+        let mut log = Vec::new();
+        for i in 0..80i64 {
+            let ts = 1_000_000 + i * step;
+            // Above the threshold for the first 20 steps (5 minutes), then below.
+            store.add(
+                series.clone(),
+                [Sample {
+                    t: rules_engine::Timestamp(ts),
+                    v: if i < 20 { 5.0 } else { 0.0 },
+                }],
+            );
+            for (j, _) in group.spec.rules.clone().iter().enumerate() {
+                group
+                    .eval_one(j, &engine, &store, &store, ts, &ctx)
+                    .expect("eval");
+            }
+            let (alerts, postable) = sent.due(
+                &group,
+                Duration::from_secs(15),
+                minute,
+                ts,
+                &ext,
+                "http://pg",
+                Utc::now(),
+            );
+            assert_eq!(alerts.len(), postable.len());
+            for a in alerts {
+                assert_eq!(a.labels.get("cluster").map(String::as_str), Some("eu"));
+                log.push((
+                    i,
+                    a.ends_at.timestamp_millis() - ts,
+                    a.starts_at.timestamp_millis(),
+                ));
+            }
+        }
+        let steps: Vec<i64> = log.iter().map(|(i, ..)| *i).collect();
+        // Fires at step 2 (30s `for`), re-sent after more than a minute (step 7, 12, 17),
+        // resolved at step 20, then re-sent every resend delay until dropped after 15m.
+        assert_eq!(&steps[..5], &[2, 7, 12, 17, 20], "{log:?}");
+        assert!(log[..4].iter().all(|(_, d, _)| *d == 240_000), "{log:?}");
+        assert!(
+            log.iter().all(|(_, _, s)| *s == 1_030_000),
+            "startsAt is when it fired"
+        );
+        assert_eq!(log[4].1, 0, "resolved: endsAt is the resolve time");
+        assert!(steps.len() > 10 && steps.len() < 25, "{steps:?}");
+        assert!(*steps.last().expect("last") <= 20 + 61, "{steps:?}");
+    }
+
     #[test]
     fn query_escape_is_gos() {
         assert_eq!(
