@@ -92,6 +92,10 @@ pub struct Enqueue {
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// Checkpoints run on their own connection, off the write path: SQLite's automatic
+    /// checkpoint would run inside a commit (and fsync) every 1000 pages, stalling whichever
+    /// flush happens to cross the mark.
+    checkpointer: Mutex<Connection>,
 }
 
 impl Db {
@@ -100,9 +104,13 @@ impl Db {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(SCHEMA)?;
+        let checkpointer = Connection::open(path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            checkpointer: Mutex::new(checkpointer),
         })
     }
 
@@ -288,6 +296,14 @@ impl Db {
             "UPDATE outbox SET attempts = ?2, next_ms = ?3 WHERE id = ?1",
             params![id, attempts as i64, next_ms],
         )?;
+        Ok(())
+    }
+
+    /// Copies the WAL back into the database without blocking writers (`PASSIVE`).
+    pub fn checkpoint(&self) -> Result<(), DbError> {
+        self.checkpointer
+            .lock()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
         Ok(())
     }
 

@@ -548,7 +548,14 @@ impl Dispatcher {
         }
         let db = self.db.clone();
         let cutoff = now.timestamp_millis() - LOG_RETENTION_MS;
-        let _ = tokio::task::spawn_blocking(move || db.gc_log(cutoff)).await;
+        let done = tokio::task::spawn_blocking(move || {
+            db.gc_log(cutoff)?;
+            db.checkpoint()
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "Alerting database maintenance failed.");
+        }
     }
 
     /// The groups, for `GET /api/v2/alerts/groups`: (labels, receiver, alerts).
