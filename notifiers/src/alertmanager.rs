@@ -276,3 +276,74 @@ impl AlertmanagerClient {
         Err(err)
     }
 }
+
+/// Prometheus's batch size for one POST (`maxBatchSize`).
+pub const MAX_BATCH: usize = 64;
+
+/// Prometheus's default `--rules.alert.resend-delay`.
+pub const DEFAULT_RESEND_DELAY: Duration = Duration::from_secs(60);
+
+/// The `endsAt` Prometheus gives a firing alert (`rules/manager.go` `sendAlerts`,
+/// `ValidUntil`): four times the larger of the resend delay and the evaluation interval after
+/// `now`, so the alert resolves by itself in Alertmanager if Prometheus stops re-sending it.
+pub fn firing_ends_at(
+    now: DateTime<Utc>,
+    resend_delay: Duration,
+    eval_interval: Duration,
+) -> DateTime<Utc> {
+    let delta = resend_delay.max(eval_interval);
+    let delta = chrono::Duration::from_std(delta * 4).unwrap_or(chrono::Duration::MAX);
+    now.checked_add_signed(delta)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether an alert is due to be (re-)sent: Prometheus sends an alert at each evaluation when
+/// it has never been sent or was last sent at least `resend_delay` ago (`needsSending`), and a
+/// resolved alert until it has been sent once after resolving.
+pub fn needs_sending(
+    now: DateTime<Utc>,
+    last_sent: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    resend_delay: Duration,
+) -> bool {
+    let Some(last) = last_sent else {
+        return true;
+    };
+    if let Some(r) = resolved_at
+        && last < r
+    {
+        return true;
+    }
+    let delay = chrono::Duration::from_std(resend_delay).unwrap_or(chrono::Duration::MAX);
+    last.checked_add_signed(delay).is_none_or(|t| t <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ends_at_is_four_resend_delays() {
+        let now = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap();
+        assert_eq!(
+            firing_ends_at(now, Duration::from_secs(60), Duration::from_secs(15)),
+            now + chrono::Duration::minutes(4)
+        );
+        assert_eq!(
+            firing_ends_at(now, Duration::from_secs(60), Duration::from_secs(120)),
+            now + chrono::Duration::minutes(8)
+        );
+    }
+
+    #[test]
+    fn resend_rules() {
+        let t = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap();
+        let m = chrono::Duration::minutes(1);
+        let d = Duration::from_secs(60);
+        assert!(needs_sending(t, None, None, d));
+        assert!(!needs_sending(t + m / 2, Some(t), None, d));
+        assert!(needs_sending(t + m, Some(t), None, d));
+        assert!(needs_sending(t + m / 2, Some(t), Some(t + m / 4), d));
+    }
+}

@@ -120,7 +120,7 @@ fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// One alert as templates and the webhook see it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub status: Status,
@@ -236,6 +236,28 @@ impl Data {
         self.alerts.iter().filter(|a| a.status == Status::Resolved)
     }
 
+    /// The data an integration with `send_resolved: false` gets (Alertmanager's `RetryStage`):
+    /// only the firing alerts, common labels and annotations recomputed over them; `None` when
+    /// nothing fires (nothing is sent).
+    pub fn firing_only(&self) -> Option<Data> {
+        let firing: Vec<Alert> = self.firing().cloned().collect();
+        if firing.is_empty() {
+            return None;
+        }
+        if firing.len() == self.alerts.len() {
+            return Some(self.clone());
+        }
+        let mut d = Data::new(
+            "",
+            self.group_key.clone(),
+            self.group_labels.clone(),
+            firing,
+            self.external_url.clone(),
+        );
+        d.receiver = self.receiver.clone();
+        Some(d)
+    }
+
     /// Keeps the first `max` alerts and counts the rest in `truncated_alerts` (the webhook's
     /// `max_alerts`; 0 means no limit).
     pub fn truncate_alerts(&mut self, max: u64) {
@@ -247,6 +269,43 @@ impl Data {
             self.truncated_alerts = (self.alerts.len() - max) as u64;
             self.alerts.truncate(max);
         }
+    }
+}
+
+/// The webhook JSON read back (for a durable outbox that stores what it will send).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataRepr {
+    receiver: String,
+    status: Status,
+    alerts: Vec<Alert>,
+    group_labels: KV,
+    common_labels: KV,
+    common_annotations: KV,
+    #[serde(rename = "externalURL")]
+    external_url: String,
+    #[serde(default)]
+    group_key: String,
+    #[serde(default)]
+    truncated_alerts: u64,
+}
+
+impl<'de> Deserialize<'de> for Data {
+    /// Reads the webhook JSON version 4 that [`Serialize`] writes; fields are taken as they are
+    /// (nothing is recomputed).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Data, D::Error> {
+        let r = DataRepr::deserialize(d)?;
+        Ok(Data {
+            receiver: r.receiver,
+            status: r.status,
+            alerts: r.alerts,
+            group_labels: r.group_labels,
+            common_labels: r.common_labels,
+            common_annotations: r.common_annotations,
+            external_url: r.external_url,
+            group_key: r.group_key,
+            truncated_alerts: r.truncated_alerts,
+        })
     }
 }
 
@@ -351,6 +410,33 @@ mod tests {
         let t = t + chrono::Duration::milliseconds(500);
         assert_eq!(go_time(&t), "2024-01-02T03:04:05.5Z");
         assert_eq!(go_time(&go_zero_time()), "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn webhook_json_round_trips() {
+        let t = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().unwrap()
+            + chrono::Duration::nanoseconds(123_456_789);
+        let a = Alert::new(
+            Status::Resolved,
+            KV::from_iter([("a", "1")]),
+            KV::new(),
+            t,
+            Some(t),
+            "u",
+        );
+        let b = Alert::new(
+            Status::Firing,
+            KV::from_iter([("a", "2")]),
+            KV::new(),
+            t,
+            None,
+            "",
+        );
+        let mut d = Data::new("r", "{}:{a=\"1\"}", KV::new(), vec![a, b], "http://x");
+        d.truncated_alerts = 3;
+        let json = serde_json::to_string(&d).unwrap();
+        let back: Data = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
     }
 
     #[test]

@@ -91,6 +91,18 @@ pub struct Integration {
     pub notifier: Arc<dyn Notifier>,
 }
 
+impl Integration {
+    /// What this integration is sent for a group, or `None` when it sends nothing: with
+    /// `send_resolved: false` resolved alerts are left out, and a group with nothing firing is
+    /// not sent (Alertmanager's `RetryStage`).
+    pub fn data_for<'d>(&self, data: &'d Data) -> Option<std::borrow::Cow<'d, Data>> {
+        if self.send_resolved {
+            return Some(std::borrow::Cow::Borrowed(data));
+        }
+        data.firing_only().map(std::borrow::Cow::Owned)
+    }
+}
+
 impl std::fmt::Debug for Integration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Integration")

@@ -100,6 +100,10 @@ impl Pagerduty {
                 .or_insert_with(|| v.to_string());
         }
         let mut cfg = cfg.clone();
+        // notifyV2: an empty severity is "error".
+        if cfg.severity.is_empty() {
+            cfg.severity = "error".into();
+        }
         if cfg.source.is_empty() {
             cfg.source = cfg.client.clone();
         }
@@ -210,7 +214,7 @@ impl Pagerduty {
             );
             msg.payload.custom_details = BTreeMap::from([(
                 "error".to_string(),
-                "Custom details have been removed because the original event exceeds the maximum size of 512kB".to_string(),
+                "Custom details have been removed because the original event exceeds the maximum size of 512KB".to_string(),
             )]);
             body = enc(&msg)?;
         }

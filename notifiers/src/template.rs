@@ -8,9 +8,9 @@
 //! (`.CommonLabels.Remove .GroupLabels.Names`), which gtmpl refuses ("not a function but has
 //! arguments"); they need a value that is both a list and has methods (`range .Alerts` and
 //! `.Alerts.Firing`), which gtmpl's `Value` cannot be; and gtmpl ranges over maps in hash
-//! order where Go sorts keys. So [`parse`] and [`exec`] implement the `text/template` subset
-//! those templates use, over typed values ([`exec::Value`]) that mirror Alertmanager's
-//! `template.Data`, `Alert`, `KV` and `Pairs`.
+//! order where Go sorts keys. So the private `parse` and `exec` modules implement the
+//! `text/template` subset those templates use, over typed values (`exec::Value`) that mirror
+//! Alertmanager's `template.Data`, `Alert`, `KV` and `Pairs`.
 //!
 //! The default definitions are written for promgate to render exactly what Alertmanager's
 //! `default.tmpl` renders for the Slack, PagerDuty and email subject fields (the tests compare

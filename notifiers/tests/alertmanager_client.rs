@@ -141,3 +141,59 @@ fn unsupported_settings_are_named() {
     }
     assert!(serde_norway::from_str::<AlertmanagerConfig>("bogus: 1\n").is_err());
 }
+
+/// What Prometheus 2.42 itself POSTs to an Alertmanager, captured: our `PostableAlert` has the
+/// same fields and time format, and `firing_ends_at` gives the `endsAt` Prometheus gives.
+#[test]
+fn same_shape_as_prometheus_sends() {
+    let cap = CaptureServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {severity: page}\n        annotations: {summary: 'always on'}\n",
+    )
+    .unwrap();
+    let addr = cap.url().trim_start_matches("http://").to_string();
+    // A 1 s resend delay: Prometheus drops the first send when its Alertmanager discovery has
+    // not synced yet, and would otherwise wait a minute to send again.
+    let prom = e2e::Prometheus::start_with_args(
+        &format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{addr}']}}]\n",
+            rules.display()
+        ),
+        &["--rules.alert.resend-delay=1s"],
+    );
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cap.wait_for("/api/v2/alerts", 1, std::time::Duration::from_secs(30))
+    }))
+    .unwrap_or_else(|_| {
+        panic!(
+            "Prometheus sent nothing; log:\n{}",
+            prom.process().log_tail()
+        )
+    });
+    let theirs = got[0].json();
+    let theirs = &theirs[0];
+    let starts = parse(&theirs["startsAt"]);
+    let ends = parse(&theirs["endsAt"]);
+    // endsAt = the evaluation time of this send + 4 x max(resend delay, interval); the send
+    // happens k whole evaluation intervals after the alert fired (startsAt).
+    let first = notifiers::alertmanager::firing_ends_at(
+        starts,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(1),
+    );
+    let k = (ends - first).num_milliseconds();
+    assert!(k >= 0 && k % 1000 == 0, "startsAt {starts}, endsAt {ends}");
+    let ours = PostableAlert {
+        labels: serde_json::from_value(theirs["labels"].clone()).unwrap(),
+        annotations: serde_json::from_value(theirs["annotations"].clone()).unwrap(),
+        starts_at: Some(starts),
+        ends_at: Some(ends),
+        generator_url: theirs["generatorURL"].as_str().unwrap().to_string(),
+    };
+    let ours = serde_json::to_value(&ours).unwrap();
+    assert_eq!(&ours, theirs, "the same JSON as Prometheus sends");
+    assert_eq!(got[0].header("content-type"), Some("application/json"));
+}

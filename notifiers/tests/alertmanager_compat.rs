@@ -175,6 +175,38 @@ fn strip_blocks(mut v: Value) -> Value {
     v
 }
 
+/// Alertmanager's latest notification at `path` once one covers both alerts in `status`: under
+/// load Alertmanager may flush a group before the second alert of one POST reached it, and then
+/// sends the complete group one `group_interval` (1 s) later.
+fn theirs_complete(cap: &CaptureServer, path: &str, status: &str) -> Captured {
+    e2e::eventually(WAIT, || {
+        let got = cap.captured_at(path);
+        let complete = got.iter().rev().find(|c| {
+            let j = c.json();
+            match path {
+                "/webhook" => j["alerts"]
+                    .as_array()
+                    .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["status"] == status)),
+                "/slack" => j["attachments"][0]["title"].as_str().is_some_and(|t| {
+                    let want = if status == "firing" {
+                        "[FIRING:2]"
+                    } else {
+                        "[RESOLVED]"
+                    };
+                    t.contains(want) || t.ends_with(" x2")
+                }),
+                _ => j["payload"]["custom_details"][format!("num_{status}")] == "2",
+            }
+        });
+        complete.cloned().ok_or_else(|| {
+            format!(
+                "no complete {status} notification at {path} yet: {} seen",
+                got.len()
+            )
+        })
+    })
+}
+
 #[track_caller]
 fn assert_same(path: &str, theirs: &Captured, ours: &Captured) {
     let (t, mut o) = (theirs.json(), ours.json());
@@ -214,12 +246,13 @@ fn webhook_slack_pagerduty_match_alertmanager() {
     let starts = DateTime::parse_from_rfc3339(&ts(starts)).unwrap().to_utc();
     let ends = DateTime::parse_from_rfc3339(&ts(ends)).unwrap().to_utc();
     post(&am, starts, ends);
-    for p in ["/webhook", "/slack", "/pd"] {
-        theirs.wait_for(p, 1, WAIT);
-    }
     send_ours(&ours, &our_data(&am, Status::Firing, starts, ends));
     for p in ["/webhook", "/slack", "/pd"] {
-        assert_same(p, &theirs.captured_at(p)[0], &ours.captured_at(p)[0]);
+        assert_same(
+            p,
+            &theirs_complete(&theirs, p, "firing"),
+            &ours.captured_at(p)[0],
+        );
     }
     let pd = ours.captured_at("/pd")[0].json();
     assert_eq!(pd["event_action"], "trigger");
@@ -235,12 +268,13 @@ fn webhook_slack_pagerduty_match_alertmanager() {
         .unwrap()
         .to_utc();
     post(&am, starts, resolved_at);
-    for p in ["/webhook", "/slack", "/pd"] {
-        theirs.wait_for(p, 1, WAIT);
-    }
     send_ours(&ours, &our_data(&am, Status::Resolved, starts, resolved_at));
     for p in ["/webhook", "/slack", "/pd"] {
-        assert_same(p, &theirs.captured_at(p)[0], &ours.captured_at(p)[0]);
+        assert_same(
+            p,
+            &theirs_complete(&theirs, p, "resolved"),
+            &ours.captured_at(p)[0],
+        );
     }
     let pd = ours.captured_at("/pd")[0].json();
     assert_eq!(pd["event_action"], "resolve");
@@ -287,7 +321,7 @@ fn user_templates_render_like_alertmanager() {
         .collect::<Vec<_>>()
         .join("\n");
     let am = Alertmanager::start(&format!(
-        "templates: ['{}/*.tmpl']\nroute:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 1s\nreceivers:\n  - {}\n",
+        "templates: ['{}/*.tmpl']\nroute:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - {}\n",
         dir.path().display(),
         recv.trim_start()
     ));
@@ -299,7 +333,7 @@ fn user_templates_render_like_alertmanager() {
         .unwrap()
         .to_utc();
     post(&am, starts, ends);
-    let got = theirs.wait_for("/slack", 1, WAIT);
+    let got = [theirs_complete(&theirs, "/slack", "firing")];
 
     let cfg: ReceiverConfig = serde_norway::from_str(&slack(&ours.url())).unwrap();
     let templates = Templates::load(&[dir.path().join("*.tmpl")]).unwrap();
@@ -322,4 +356,188 @@ fn user_templates_render_like_alertmanager() {
         o["attachments"][0]["title"].as_str().unwrap()
     );
     assert_same("/slack", &got[0], &mine[0]);
+}
+
+/// `send_resolved: false` with a group holding a firing and a resolved alert: Alertmanager
+/// sends only the firing one, with common labels over it; so does `Integration::data_for`.
+#[test]
+fn send_resolved_false_leaves_resolved_alerts_out() {
+    let theirs = CaptureServer::start();
+    let ours = CaptureServer::start();
+    let hook = |url: &str| {
+        format!(
+            "name: team-x\nwebhook_configs:\n  - url: {url}/webhook\n    send_resolved: false\n"
+        )
+    };
+    let am = Alertmanager::start(&format!(
+        "route:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: team-x\n    webhook_configs:\n      - url: {}/webhook\n        send_resolved: false\n",
+        theirs.url()
+    ));
+    let now = Utc::now();
+    let starts = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::minutes(5)))
+        .unwrap()
+        .to_utc();
+    let ended = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::seconds(1)))
+        .unwrap()
+        .to_utc();
+    let ends = DateTime::parse_from_rfc3339(&ts(now + chrono::Duration::hours(1)))
+        .unwrap()
+        .to_utc();
+    let ins = inputs();
+    let body = serde_json::json!([
+        {"labels": ins[0].labels, "annotations": ins[0].annotations, "startsAt": ts(starts), "endsAt": ts(ends), "generatorURL": ins[0].generator_url},
+        {"labels": ins[1].labels, "annotations": ins[1].annotations, "startsAt": ts(starts), "endsAt": ts(ended), "generatorURL": ins[1].generator_url},
+    ]);
+    am.post_alerts(&body.to_string());
+    let got = theirs.wait_for("/webhook", 1, WAIT);
+
+    let mut alerts: Vec<Alert> = inputs()
+        .into_iter()
+        .zip([(Status::Firing, ends), (Status::Resolved, ended)])
+        .map(|(i, (st, e))| {
+            Alert::new(
+                st,
+                i.labels,
+                i.annotations,
+                starts,
+                Some(e),
+                i.generator_url,
+            )
+        })
+        .collect();
+    sort_alerts(&mut alerts);
+    let d = Data::new(
+        "team-x",
+        r#"{}:{alertname="Drawdown"}"#,
+        KV::from_iter([("alertname", "Drawdown")]),
+        alerts,
+        am.url(),
+    );
+    let cfg: ReceiverConfig = serde_norway::from_str(&hook(&ours.url())).unwrap();
+    let i = build_receiver(
+        &cfg,
+        &GlobalConfig::default(),
+        Arc::new(Templates::default()),
+    )
+    .unwrap()
+    .remove(0);
+    let sent = i.data_for(&d).expect("something fires");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(i.notifier.notify(&sent))
+        .unwrap();
+    let mine = ours.wait_for("/webhook", 1, WAIT);
+    assert_same("/webhook", &got[0], &mine[0]);
+    assert_eq!(mine[0].json()["alerts"].as_array().unwrap().len(), 1);
+
+    // Nothing firing: nothing to send.
+    let mut all_resolved = d.clone();
+    for a in &mut all_resolved.alerts {
+        a.status = Status::Resolved;
+    }
+    assert!(i.data_for(&all_resolved).is_none());
+}
+
+/// A group whose PagerDuty event exceeds 512 KB: Alertmanager and promgate both replace the
+/// custom details with the same note, and the rest of the event matches.
+#[test]
+fn oversized_pagerduty_event_like_alertmanager() {
+    const N: usize = 4000;
+    let theirs = CaptureServer::start();
+    let ours = CaptureServer::start();
+    let desc = "'{{ len .Alerts }}: {{ range .Alerts }}{{ .Labels.instance }} {{ end }}'";
+    let pd = |url: &str| {
+        format!(
+            "name: team-x\npagerduty_configs:\n  - routing_key: k\n    url: {url}/pd\n    description: {desc}\n"
+        )
+    };
+    let am = Alertmanager::start(&format!(
+        "route:\n  receiver: team-x\n  group_by: [alertname]\n  group_wait: 5s\n  group_interval: 1s\nreceivers:\n  - name: team-x\n    pagerduty_configs:\n      - routing_key: k\n        url: {}/pd\n        description: {desc}\n",
+        theirs.url()
+    ));
+    let now = Utc::now();
+    let starts = DateTime::parse_from_rfc3339(&ts(now - chrono::Duration::minutes(1)))
+        .unwrap()
+        .to_utc();
+    let ends = DateTime::parse_from_rfc3339(&ts(now + chrono::Duration::hours(1)))
+        .unwrap()
+        .to_utc();
+    let long = "x".repeat(200);
+    let alerts: Vec<Alert> = (0..N)
+        .map(|i| {
+            Alert::new(
+                Status::Firing,
+                KV::from_iter([
+                    ("alertname", "Big".to_string()),
+                    ("instance", format!("i{i:05}")),
+                ]),
+                KV::from_iter([("summary", long.clone())]),
+                starts,
+                Some(ends),
+                "",
+            )
+        })
+        .collect();
+    let body: Vec<Value> = alerts
+        .iter()
+        .map(|a| serde_json::json!({"labels": a.labels, "annotations": a.annotations, "startsAt": ts(starts), "endsAt": ts(ends)}))
+        .collect();
+    am.post_alerts(&serde_json::to_string(&body).unwrap());
+    let got = e2e::eventually(WAIT, || {
+        theirs
+            .captured_at("/pd")
+            .into_iter()
+            .rev()
+            .find(|c| {
+                c.json()["payload"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(&format!("{N}: ")))
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no complete event yet: {:?}",
+                    theirs
+                        .captured()
+                        .iter()
+                        .map(|c| c.json()["payload"]["summary"].clone())
+                        .collect::<Vec<_>>()
+                )
+            })
+    });
+    let mut alerts = alerts;
+    sort_alerts(&mut alerts);
+    let d = Data::new(
+        "team-x",
+        r#"{}:{alertname="Big"}"#,
+        KV::from_iter([("alertname", "Big")]),
+        alerts,
+        am.url(),
+    );
+    let cfg: ReceiverConfig = serde_norway::from_str(&pd(&ours.url())).unwrap();
+    let i = build_receiver(
+        &cfg,
+        &GlobalConfig::default(),
+        Arc::new(Templates::default()),
+    )
+    .unwrap()
+    .remove(0);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(i.notifier.notify(&d))
+        .unwrap();
+    let mine = ours.wait_for("/pd", 1, WAIT);
+    assert!(
+        got.json()["payload"]["custom_details"]["error"].is_string(),
+        "Alertmanager truncated"
+    );
+    assert_eq!(
+        got.json()["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        1024,
+        "Alertmanager truncated the summary"
+    );
+    assert_same("/pd", &got, &mine[0]);
 }

@@ -208,7 +208,7 @@ pagerduty_configs:
     assert!(summary.ends_with('…'));
     assert_eq!(
         j["payload"]["custom_details"],
-        serde_json::json!({"error": "Custom details have been removed because the original event exceeds the maximum size of 512kB"})
+        serde_json::json!({"error": "Custom details have been removed because the original event exceeds the maximum size of 512KB"})
     );
     assert!(cap.captured_at("/pd")[0].body.len() <= 512_000);
     assert_eq!(j["event_action"], "trigger");
@@ -285,4 +285,36 @@ fn config_errors_name_receiver_integration_index_and_field() {
         !json.contains("sup3rs3cret") && !json.contains("s3cr3tpath"),
         "{json}"
     );
+}
+
+#[tokio::test]
+async fn webhook_over_tls_with_ca_and_client_certificate() {
+    let srv = e2e::HttpsCapture::start(true);
+    let (cert, key) = srv.client_cert.clone().unwrap();
+    let yaml = |tls: &str| {
+        format!(
+            "name: r\nwebhook_configs:\n  - url: {}/tls\n    http_config:\n      tls_config:\n{tls}",
+            srv.url()
+        )
+    };
+    let ok = build(&yaml(&format!(
+        "        ca_file: {}\n        cert_file: {}\n        key_file: {}\n",
+        srv.ca_file.display(),
+        cert.display(),
+        key.display()
+    )))
+    .remove(0);
+    ok.notifier.notify(&data(1)).await.unwrap();
+    let got = srv.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["path"], "/tls");
+    assert_eq!(got[0]["client_cert"], true);
+    let body: serde_json::Value = serde_json::from_str(got[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["version"], "4");
+
+    // Without the CA the server certificate is not trusted: a retryable network error.
+    let untrusted = build(&yaml("        insecure_skip_verify: false\n")).remove(0);
+    let e = untrusted.notifier.notify(&data(1)).await.unwrap_err();
+    assert!(e.retryable && e.reason == "network", "{e:?}");
+    assert_eq!(srv.received().len(), 1);
 }

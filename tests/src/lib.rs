@@ -9,6 +9,11 @@
 //! - [`trading`]: a deterministic trading-stack data set (counters with resets, gauges, classic
 //!   histograms, stale markers) for query tests and the query benchmark.
 //! - [`diff`]: the same Prometheus API call to two servers, answers compared.
+//! - [`alertmanager`]: a real Alertmanager 0.25 ([`Alertmanager`]) on a free port.
+//! - [`capture`]: an HTTP capture server standing in for Slack, PagerDuty or a webhook
+//!   consumer, with scripted answers (429 with `Retry-After`, 5xx, 400).
+//! - [`smtp`]: a real SMTP server (Python aiosmtpd from `target/py`) recording mail, optionally
+//!   with STARTTLS, implicit TLS and AUTH; and an HTTPS capture server for TLS tests.
 //!
 //! Nothing here is mocked: every test talks HTTP to a real process. Peers come from
 //! `scripts/setup.sh`; promgate from `cargo build -p gateway`.
@@ -28,7 +33,7 @@ pub use capture::{CaptureServer, Captured};
 pub use http::{ExportSeries, Response};
 pub use payload::{rw_v1, rw_v2};
 pub use server::{Prometheus, Promgate, VictoriaMetrics, Vmagent, cpu_seconds, free_port};
-pub use smtp::{ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
+pub use smtp::{HttpsCapture, ReceivedMail, SmtpOptions, SmtpServer, SmtpTls};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

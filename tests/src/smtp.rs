@@ -188,6 +188,117 @@ impl SmtpServer {
     }
 }
 
+/// A self-signed certificate for 127.0.0.1 (also its own CA) made by `openssl`:
+/// `(DIR/NAME.crt, DIR/NAME.key)`.
+pub fn self_signed_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl (needed for TLS tests)");
+    assert!(st.success(), "openssl req failed");
+    (cert, key)
+}
+
+/// An HTTPS server (Python stdlib, `tests/py/https_capture.py`) recording POSTs, for TLS tests
+/// of HTTP receivers; optionally requires a client certificate. Killed when dropped.
+pub struct HttpsCapture {
+    child: Child,
+    port: u16,
+    out: tempfile::TempDir,
+    pub ca_file: PathBuf,
+    /// A client certificate and key the server accepts (when started with mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl HttpsCapture {
+    pub fn start(mutual_tls: bool) -> Self {
+        let out = tempfile::Builder::new()
+            .prefix("https-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let port = free_port();
+        let (cert, key) = self_signed_cert(out.path(), "server");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/https_capture.py");
+        let mut cmd = Command::new(python());
+        cmd.arg(&script)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--out")
+            .arg(out.path())
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key);
+        let client_cert = mutual_tls.then(|| self_signed_cert(out.path(), "client"));
+        if let Some((c, _)) = &client_cert {
+            cmd.arg("--client-ca").arg(c);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", script.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read from https server");
+        assert_eq!(line.trim(), "READY", "HTTPS capture server did not start");
+        HttpsCapture {
+            child,
+            port,
+            out,
+            ca_file: cert,
+            client_cert,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The POSTs received so far, as JSON records (`path`, `headers`, `body`, `client_cert`).
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json"))
+            .collect()
+    }
+}
+
+impl Drop for HttpsCapture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
