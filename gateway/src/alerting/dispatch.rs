@@ -318,14 +318,14 @@ impl Dispatcher {
         st.alerts
             .values()
             .map(|a| {
-                let mut receivers: Vec<String> = st
+                // One entry per matching route, duplicates included, as Alertmanager lists.
+                let receivers: Vec<String> = st
                     .routing
                     .tree
                     .matches(&a.labels)
                     .iter()
                     .map(|r| r.opts.receiver.clone())
                     .collect();
-                receivers.dedup();
                 let silenced = silences.mutes(&a.labels, now);
                 let inhibited = st
                     .routing

@@ -54,9 +54,9 @@ impl Downstream {
                     _ = shutdown.cancelled() => return,
                     b = rx.recv() => match b { Some(b) => b, None => return },
                 };
-                let sends = clients.iter().map(|c| c.send(&batch));
-                for (c, r) in clients.iter().zip(futures_join(sends).await) {
-                    match r {
+                // Each Alertmanager set in turn, as Prometheus's notifier sends to all.
+                for c in clients.iter() {
+                    match c.send(&batch).await {
                         Ok(()) => m.downstream(batch.len(), false),
                         Err(e) => {
                             m.downstream(batch.len(), true);
@@ -83,14 +83,6 @@ impl Downstream {
             tracing::warn!(count = n, "Alertmanager queue full; alerts dropped.");
         }
     }
-}
-
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    for f in fs {
-        out.push(f.await);
-    }
-    out
 }
 
 /// When each rule alert was last sent, by (group, alert labels).
