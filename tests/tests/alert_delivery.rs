@@ -445,3 +445,74 @@ alertmanager:
     );
     assert_eq!(triggered_total, Some(1.0), "{}", pg.metrics());
 }
+
+#[test]
+fn undeliverable_notifications_are_dropped_after_give_up_and_refused_ones_at_once() {
+    let cap = CaptureServer::start_with_status(503);
+    let data = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(
+        data.path(),
+        &format!(
+            r#"notifications:
+  retry_initial: 100ms
+  retry_max: 300ms
+  give_up_after: 2s
+alertmanager:
+  route:
+    receiver: down
+    group_by: [alertname]
+    group_wait: 0s
+    routes:
+      - matchers: [kind="bad"]
+        receiver: refuses
+  receivers:
+    - name: down
+      webhook_configs: [{{url: '{cap}/down'}}]
+    - name: refuses
+      webhook_configs: [{{url: '{cap}/refuses'}}]
+"#,
+            cap = cap.url()
+        ),
+    );
+    let post = |labels: Value| {
+        let body = json!([{"labels": labels, "startsAt": "2026-01-01T00:00:00Z"}]);
+        assert_eq!(
+            post_json(&format!("{}/api/v2/alerts", pg.url()), &body),
+            200
+        );
+    };
+    post(json!({"alertname": "Down"}));
+    // Retried (503) until 2s old, then dropped, logged and counted; no more attempts.
+    let dropped = r#"promgate_notifications_dropped_total{receiver="down",integration="webhook[0]",reason="give_up"}"#;
+    eventually(Duration::from_secs(20), || match pg.metric_value(dropped) {
+        Some(v) if v == 1.0 => Ok(()),
+        v => Err(format!("{v:?}")),
+    });
+    let attempts = cap.captured_at("/down").len();
+    assert!(attempts >= 4, "{attempts} attempts");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        cap.captured_at("/down").len(),
+        attempts,
+        "retried after giving up"
+    );
+    assert!(pg.process().log().contains("Giving up on a notification"));
+    assert_eq!(
+        pg.metric_value(
+            r#"promgate_notification_queue_depth{receiver="down",integration="webhook[0]"}"#
+        ),
+        Some(0.0)
+    );
+    // A 400 is not retried: dropped at once as permanent.
+    cap.answer_all(400);
+    post(json!({"alertname": "Bad", "kind": "bad"}));
+    let permanent = r#"promgate_notifications_dropped_total{receiver="refuses",integration="webhook[0]",reason="permanent"}"#;
+    eventually(Duration::from_secs(20), || {
+        match pg.metric_value(permanent) {
+            Some(v) if v == 1.0 => Ok(()),
+            v => Err(format!("{v:?}")),
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(cap.captured_at("/refuses").len(), 1, "a 400 was retried");
+}

@@ -238,6 +238,57 @@ fn same_notifications_as_alertmanager() {
             .all(|n| !(n.contains("ChannelBackpressure") && n.contains(r#"\"cluster\":\"eu\""#))),
         "{first:#?}"
     );
+    // The alert listings agree too: fingerprints, labels, receivers, state, inhibitedBy.
+    let listing = |url: &str| -> Vec<String> {
+        let v: Value = http::get(&format!("{url}/api/v2/alerts"))
+            .expect("get")
+            .json()
+            .expect("json");
+        let mut out: Vec<String> = v
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} {} {} {} {} {}",
+                    a["fingerprint"],
+                    a["labels"],
+                    a["annotations"],
+                    a["startsAt"],
+                    a["generatorURL"],
+                    a["receivers"],
+                    a["status"]
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(listing(&pg.url()), listing(&am.url()));
+    let groups = |url: &str| -> Vec<String> {
+        let v: Value = http::get(&format!("{url}/api/v2/alerts/groups"))
+            .expect("get")
+            .json()
+            .expect("json");
+        let mut out: Vec<String> = v
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|g| {
+                let mut fps: Vec<String> = g["alerts"]
+                    .as_array()
+                    .expect("alerts")
+                    .iter()
+                    .map(|a| a["fingerprint"].to_string())
+                    .collect();
+                fps.sort();
+                format!("{} {} {fps:?}", g["labels"], g["receiver"]["name"])
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(groups(&pg.url()), groups(&am.url()));
     // Let both settle (a second interval must add nothing), then resolve some alerts.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(notifications(&cap, "/am"), notifications(&cap, "/pg"));
