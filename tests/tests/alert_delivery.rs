@@ -485,7 +485,7 @@ alertmanager:
     // Retried (503) until 2s old, then dropped, logged and counted; no more attempts.
     let dropped = r#"promgate_notifications_dropped_total{receiver="down",integration="webhook[0]",reason="give_up"}"#;
     eventually(Duration::from_secs(20), || match pg.metric_value(dropped) {
-        Some(v) if v == 1.0 => Ok(()),
+        Some(1.0) => Ok(()),
         v => Err(format!("{v:?}")),
     });
     let attempts = cap.captured_at("/down").len();
@@ -509,7 +509,7 @@ alertmanager:
     let permanent = r#"promgate_notifications_dropped_total{receiver="refuses",integration="webhook[0]",reason="permanent"}"#;
     eventually(Duration::from_secs(20), || {
         match pg.metric_value(permanent) {
-            Some(v) if v == 1.0 => Ok(()),
+            Some(1.0) => Ok(()),
             v => Err(format!("{v:?}")),
         }
     });
