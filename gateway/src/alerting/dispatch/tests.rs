@@ -19,6 +19,9 @@ use crate::alerting::silence::{Silence, SilenceMatcher};
 struct Recorder {
     sent: Mutex<Vec<(Duration, notifiers::Data)>>,
     start: Mutex<Option<Instant>>,
+    /// Attempts answered with a retryable failure before deliveries succeed.
+    fail: std::sync::atomic::AtomicUsize,
+    attempts: std::sync::atomic::AtomicUsize,
 }
 
 impl notifiers::Notifier for Recorder {
@@ -27,6 +30,15 @@ impl notifiers::Notifier for Recorder {
         data: &'a notifiers::Data,
     ) -> Pin<Box<dyn Future<Output = Result<(), notifiers::NotifyError>> + Send + 'a>> {
         Box::pin(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.attempts.fetch_add(1, SeqCst);
+            if self
+                .fail
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(notifiers::NotifyError::retryable("http_5xx", "503"));
+            }
             let t0 = self.start.lock().unwrap_or_else(Instant::now);
             self.sent.lock().push((t0.elapsed(), data.clone()));
             Ok(())
@@ -444,6 +456,36 @@ async fn old_alerts_flush_without_group_wait() {
     }]);
     sleep(Duration::from_millis(100)).await;
     assert_eq!(h.sent("team").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_then_a_newer_notification_supersedes_the_waiting_one() {
+    let settings = NotificationSettings {
+        retry_initial: Duration::from_secs(2),
+        retry_max: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let h = setup(ROUTE, "[]", settings);
+    let rec = h.rec["team"].clone();
+    rec.fail
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    h.put(&[("alertname", "A"), ("cluster", "c1")], false);
+    sleep(Duration::from_secs(30)).await;
+    let tried = rec.attempts.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (10..=21).contains(&tried),
+        "retried every 1-2s for 20s: {tried}"
+    );
+    h.put(&[("alertname", "B"), ("cluster", "c1")], false);
+    // The 70s flush writes a notification for A and B; the one still being retried (A alone)
+    // is superseded. The receiver recovers after that: exactly one delivery, the newer one.
+    sleep(Duration::from_millis(40_500)).await;
+    rec.fail.store(0, std::sync::atomic::Ordering::SeqCst);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        h.sent("team").into_iter().map(|s| s.2).collect::<Vec<_>>(),
+        vec![s(&["A:firing", "B:firing"])]
+    );
 }
 
 #[test]
