@@ -493,3 +493,53 @@ fn intake_and_silence_answers_match_alertmanager() {
         "{listed}"
     );
 }
+
+/// The real `amtool` (Alertmanager 0.25's CLI) manages promgate's silences and lists its
+/// alerts.
+#[test]
+fn amtool_works_against_promgate() {
+    let amtool = std::env::var("AMTOOL").unwrap_or_else(|_| "/usr/bin/amtool".into());
+    assert!(
+        std::path::Path::new(&amtool).exists(),
+        "{amtool} missing: run scripts/setup.sh (Debian prometheus-alertmanager)"
+    );
+    let data = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(
+        data.path(),
+        "alertmanager:\n  route: {receiver: hook}\n  receivers: [{name: hook}]\n",
+    );
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(&amtool)
+            .arg(format!("--alertmanager.url={}", pg.url()))
+            .args(args)
+            .output()
+            .expect("amtool");
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let id = run(&[
+        "silence",
+        "add",
+        "alertname=Drawdown",
+        "-c",
+        "maint",
+        "-a",
+        "me",
+        "-d",
+        "1h",
+    ]);
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(run(&["silence", "query", "-q", "alertname=Drawdown"]), id);
+    assert!(run(&["silence", "query"]).contains("alertname=\"Drawdown\""));
+    run(&["silence", "expire", &id]);
+    assert_eq!(run(&["silence", "query", "-q"]), "");
+    assert_eq!(run(&["silence", "query", "-q", "--expired"]), id);
+    let body = json!([{"labels": {"alertname": "ExchangeWebSocketDown", "exchange": "kraken"}}]);
+    assert_eq!(post(&pg.url(), &body).0, 200);
+    let alerts = run(&["alert", "query"]);
+    assert!(alerts.contains("ExchangeWebSocketDown"), "{alerts}");
+}
