@@ -259,16 +259,28 @@ impl Data {
     }
 
     /// Keeps the first `max` alerts and counts the rest in `truncated_alerts` (the webhook's
-    /// `max_alerts`; 0 means no limit).
+    /// `max_alerts`; 0 means no limit). Like Alertmanager, which truncates before building the
+    /// template data, the status and common labels and annotations are those of the alerts kept.
     pub fn truncate_alerts(&mut self, max: u64) {
         if max == 0 {
             return;
         }
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        if self.alerts.len() > max {
-            self.truncated_alerts = (self.alerts.len() - max) as u64;
-            self.alerts.truncate(max);
+        if self.alerts.len() <= max {
+            return;
         }
+        let truncated = (self.alerts.len() - max) as u64;
+        let kept = self.alerts[..max].to_vec();
+        let mut d = Data::new(
+            "",
+            std::mem::take(&mut self.group_key),
+            std::mem::take(&mut self.group_labels),
+            kept,
+            std::mem::take(&mut self.external_url),
+        );
+        d.receiver = std::mem::take(&mut self.receiver);
+        d.truncated_alerts = truncated;
+        *self = d;
     }
 }
 

@@ -16,7 +16,8 @@
 //! `default.tmpl` renders for the Slack, PagerDuty and email subject fields (the tests compare
 //! with a real Alertmanager). The HTML email body is promgate's own, simpler markup with the same
 //! content (firing and resolved alerts with labels, annotations and source links); it is
-//! escaped like `html/template` escapes text, not contextually.
+//! escaped as `html/template` escapes text and attribute values, with URL attributes (`href`,
+//! `src`, ...) normalized first; other contexts (script, style) are not tracked.
 
 mod exec;
 mod parse;

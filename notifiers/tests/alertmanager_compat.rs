@@ -23,6 +23,8 @@ name: team-x
 webhook_configs:
   - url: {capture}/webhook
     send_resolved: true
+  - url: {capture}/webhook-max
+    max_alerts: 1
 slack_configs:
   - api_url: {capture}/slack
     channel: '#alerts'
@@ -154,7 +156,7 @@ fn send_ours(capture: &CaptureServer, data: &Data) {
     let cfg: ReceiverConfig = serde_norway::from_str(&receiver_yaml(&capture.url())).unwrap();
     let global = GlobalConfig::default();
     let integrations = build_receiver(&cfg, &global, Arc::new(Templates::default())).unwrap();
-    assert_eq!(integrations.len(), 3);
+    assert_eq!(integrations.len(), 4);
     let rt = tokio::runtime::Runtime::new().unwrap();
     for i in &integrations {
         rt.block_on(i.notifier.notify(data))
@@ -187,6 +189,13 @@ fn theirs_complete(cap: &CaptureServer, path: &str, status: &str) -> Captured {
                 "/webhook" => j["alerts"]
                     .as_array()
                     .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["status"] == status)),
+                "/webhook-max" => {
+                    j["truncatedAlerts"] == 1
+                        && j["alerts"].as_array().is_some_and(|a| {
+                            a.len() == 1 && a.iter().all(|x| x["status"] == status)
+                        })
+                        && j["status"] == status
+                }
                 "/slack" => j["attachments"][0]["title"].as_str().is_some_and(|t| {
                     let want = if status == "firing" {
                         "[FIRING:2]"
@@ -247,7 +256,7 @@ fn webhook_slack_pagerduty_match_alertmanager() {
     let ends = DateTime::parse_from_rfc3339(&ts(ends)).unwrap().to_utc();
     post(&am, starts, ends);
     send_ours(&ours, &our_data(&am, Status::Firing, starts, ends));
-    for p in ["/webhook", "/slack", "/pd"] {
+    for p in ["/webhook", "/webhook-max", "/slack", "/pd"] {
         assert_same(
             p,
             &theirs_complete(&theirs, p, "firing"),
@@ -269,7 +278,7 @@ fn webhook_slack_pagerduty_match_alertmanager() {
         .to_utc();
     post(&am, starts, resolved_at);
     send_ours(&ours, &our_data(&am, Status::Resolved, starts, resolved_at));
-    for p in ["/webhook", "/slack", "/pd"] {
+    for p in ["/webhook", "/webhook-max", "/slack", "/pd"] {
         assert_same(
             p,
             &theirs_complete(&theirs, p, "resolved"),

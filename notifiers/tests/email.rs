@@ -307,3 +307,56 @@ fn same_headers_and_envelope_as_alertmanager() {
     }
     assert_eq!(theirs.helo, ours.helo);
 }
+
+/// Explicit `text` and `html` templates: both parts decode to what Alertmanager 0.25 sends
+/// (its HTML part comes from Go's `html/template`: text and attribute values escaped,
+/// `safeHtml` kept).
+#[test]
+fn text_and_html_parts_like_alertmanager() {
+    let smtp = SmtpServer::start(SmtpOptions::default());
+    let email = |indent: &str| {
+        format!(
+            "{indent}email_configs:\n{indent}  - to: ops@example.com\n{indent}    from: alerts@example.com\n{indent}    smarthost: {}\n{indent}    require_tls: false\n{indent}    text: '{{{{ .CommonAnnotations.summary }}}} {{{{ (index .Alerts 0).GeneratorURL }}}}'\n{indent}    html: '<p title=\"{{{{ .CommonLabels.venue }}}}\">{{{{ .CommonAnnotations.summary }}}}</p><a href=\"{{{{ (index .Alerts 0).GeneratorURL }}}}\">src</a>{{{{ \"<i>ok</i>\" | safeHtml }}}}'\n",
+            smtp.addr()
+        )
+    };
+    let am = Alertmanager::start(&format!(
+        "route:\n  receiver: oncall\n  group_by: [alertname]\n  group_wait: 1s\nreceivers:\n  - name: oncall\n{}",
+        email("    ")
+    ));
+    let t = Utc::now() - chrono::Duration::minutes(5);
+    let summary = "tripped <hard> & \"fast\" 'x' — é";
+    let url = "http://prom/graph?g0.expr=a+b&g0.tab=1&x=é|\"";
+    let labels = KV::from_iter([("alertname", "Breaker"), ("venue", "o'hare \"x\"")]);
+    am.post_alerts(
+        &serde_json::json!([{
+            "labels": labels,
+            "annotations": {"summary": summary},
+            "startsAt": t.to_rfc3339(),
+            "generatorURL": url,
+        }])
+        .to_string(),
+    );
+    let theirs = smtp.wait_for(1, WAIT).remove(0);
+    let d = Data::new(
+        "oncall",
+        r#"{}:{alertname="Breaker"}"#,
+        KV::from_iter([("alertname", "Breaker")]),
+        vec![Alert::new(
+            Status::Firing,
+            labels,
+            KV::from_iter([("summary", summary)]),
+            t,
+            None,
+            url,
+        )],
+        am.url(),
+    );
+    send(&build(&format!("name: oncall\n{}", email(""))), &d).unwrap();
+    let ours = smtp.wait_for(2, WAIT).remove(1);
+    let (tp, op) = (parts(&theirs), parts(&ours));
+    assert_eq!(tp.len(), 2, "{}", theirs.data);
+    assert_eq!(tp[0].1, op[0].1, "text part");
+    assert_eq!(tp[1].1, op[1].1, "html part");
+    assert_eq!(theirs.header("Subject"), ours.header("Subject"));
+}

@@ -1,8 +1,9 @@
 //! Executes parsed templates over [`Value`]s: Go `text/template` semantics (truthiness,
 //! `fmt.Sprint` printing, method calls with arguments such as `.CommonLabels.Remove
 //! .GroupLabels.Names`, sorted map ranging) plus Go's built-in functions and Alertmanager's
-//! function map. With `html` set, every printed value that is not `safeHtml` is HTML-escaped
-//! (a simplification of `html/template`'s contextual escaping).
+//! function map. With `html` set, every printed value that is not `safeHtml` is escaped as
+//! `html/template` escapes text and attribute values, URL-normalized first inside `href`/`src`
+//! values (a simplification of its contextual escaping: script and style are not tracked).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -409,7 +410,10 @@ impl<'t> Exec<'t> {
         let mut s = String::new();
         sprint(v, &mut s);
         if self.html && !matches!(v, Value::Html(_)) {
-            html_escape(&s, &mut self.out);
+            if in_url_attr(&self.out) {
+                s = url_normalize(&s);
+            }
+            html_template_escape(&s, &mut self.out);
         } else {
             self.out.push_str(&s);
         }
@@ -763,6 +767,71 @@ fn go_format_time(t: &DateTime<Utc>, layout: &str) -> String {
     t.format(&fmt).to_string()
 }
 
+/// Whether output so far ends inside a quoted URL attribute value (`href="...`, `src='...`):
+/// a light stand-in for `html/template`'s context tracking, for the common case.
+fn in_url_attr(out: &str) -> bool {
+    let tail = &out[out.len().saturating_sub(256)..];
+    let Some(q) = tail.rfind(['"', '\'']) else {
+        return false;
+    };
+    // The quote must open the value: `name=` right before it, and no closing quote after.
+    let before = tail[..q].trim_end();
+    let Some(before) = before.strip_suffix('=') else {
+        return false;
+    };
+    let name: String = before
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "href" | "src" | "action" | "formaction" | "cite" | "poster" | "background"
+    )
+}
+
+/// `html/template`'s `urlNormalizer`: percent-encodes bytes that may not appear in a URL,
+/// keeping reserved characters and existing escapes.
+fn url_normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => out.push(char::from(b)),
+            b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'?' | b'#' | b'[' | b']' | b'@' | b'!'
+            | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b'%' => {
+                out.push(char::from(b))
+            }
+            _ => {
+                let _ = write!(out, "%{b:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// `html/template`'s escaping of printed text and attribute values (`htmlEscaper`): like
+/// [`html_escape`], and `+` as `&#43;`.
+fn html_template_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '+' => out.push_str("&#43;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&#39;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\0' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Go's `template.HTMLEscapeString` (the `html` function).
 pub fn html_escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
