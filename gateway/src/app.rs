@@ -37,6 +37,8 @@ pub struct AppState {
     /// Reloads the rule files (`POST /-/reload`, SIGHUP); set once rules run.
     reload: OnceLock<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
     last_warning: Mutex<Option<Instant>>,
+    /// Alert routing and delivery; set once the alerting database is open.
+    alerting: OnceLock<Arc<crate::alerting::Alerting>>,
 }
 
 /// Minimum time between two repeats of a throttled warning.
@@ -74,6 +76,7 @@ impl AppState {
             rules: OnceLock::new(),
             reload: OnceLock::new(),
             last_warning: Mutex::new(None),
+            alerting: OnceLock::new(),
         }
     }
 
@@ -84,6 +87,14 @@ impl AppState {
     /// Marks the store open; from then on `/-/ready` answers 200.
     pub fn set_store(&self, store: Arc<Store>) {
         let _ = self.store.set(store);
+    }
+
+    pub fn alerting(&self) -> Option<Arc<crate::alerting::Alerting>> {
+        self.alerting.get().cloned()
+    }
+
+    pub fn set_alerting(&self, a: Arc<crate::alerting::Alerting>) {
+        let _ = self.alerting.set(a);
     }
 
     /// The scheduled rule groups (none until rules are loaded).
@@ -161,6 +172,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/admin/wipe",
             axum::routing::put(crate::push::handler::wipe),
+        )
+        .route(
+            "/api/v2/alerts",
+            get(crate::alerting::api::get_alerts).post(crate::alerting::api::post_alerts),
+        )
+        .route(
+            "/api/v2/alerts/groups",
+            get(crate::alerting::api::get_groups),
+        )
+        .route(
+            "/api/v2/silences",
+            get(crate::alerting::api::get_silences).post(crate::alerting::api::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(crate::alerting::api::get_silence).delete(crate::alerting::api::delete_silence),
         )
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

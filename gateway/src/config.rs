@@ -38,6 +38,15 @@ pub struct Config {
     pub external_url: String,
     /// Pushgateway-style push: admin API, TTL and aggregation per group.
     pub push: crate::push::config::PushConfig,
+    /// An alertmanager.yml (relative to this file) whose `route`, `receivers`,
+    /// `inhibit_rules`, `templates` and `global` promgate routes and delivers alerts with.
+    pub alertmanager_config: Option<PathBuf>,
+    /// The same sections written inline instead.
+    pub alertmanager: Option<crate::alerting::AlertmanagerFile>,
+    /// prometheus.yml's `alerting` section: `alertmanagers` to hand promgate's rule alerts to.
+    pub alerting: crate::alerting::AlertingSection,
+    /// Delivery settings beyond alertmanager.yml (outbox retries, resolve and re-fire policy).
+    pub notifications: crate::alerting::config::NotificationSettings,
 }
 
 impl Default for Config {
@@ -52,6 +61,10 @@ impl Default for Config {
             evaluation_interval: Duration::from_secs(60),
             external_url: String::new(),
             push: Default::default(),
+            alertmanager_config: None,
+            alertmanager: None,
+            alerting: Default::default(),
+            notifications: Default::default(),
         }
     }
 }
@@ -129,8 +142,34 @@ impl Config {
             }
         }
         crate::rules::load(&cfg.rule_files).map_err(|errors| ConfigError::Invalid {
-            path: display,
+            path: display.clone(),
             errors,
+        })?;
+        if let Some(am) = &mut cfg.alertmanager {
+            for t in &mut am.templates {
+                if t.is_relative() {
+                    *t = base.join(&*t);
+                }
+            }
+        }
+        if let Some(f) = &cfg.alertmanager_config {
+            let f = if f.is_relative() {
+                base.join(f)
+            } else {
+                f.clone()
+            };
+            let am =
+                crate::alerting::AlertmanagerFile::load(&f).map_err(|e| ConfigError::Invalid {
+                    path: display.clone(),
+                    errors: vec![format!("alertmanager_config: {e}")],
+                })?;
+            cfg.alertmanager = Some(am);
+        }
+        crate::alerting::build(cfg.alertmanager.as_ref(), &cfg.alerting).map_err(|errors| {
+            ConfigError::Invalid {
+                path: display,
+                errors,
+            }
         })?;
         Ok(cfg)
     }
@@ -160,7 +199,15 @@ impl Config {
                 message: strip_location(&e.to_string()),
             })?
         };
-        let errors = cfg.validate();
+        let mut errors = cfg.validate();
+        if let Some(am) = &cfg.alertmanager {
+            if cfg.alertmanager_config.is_some() {
+                errors.push("alertmanager: set either alertmanager_config (a file) or alertmanager (inline), not both".into());
+            }
+            if let Err(e) = am.check(&expanded, path) {
+                errors.extend(e);
+            }
+        }
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -185,6 +232,7 @@ impl Config {
         }
         errors.extend(self.limits.validate());
         errors.extend(self.push.validate());
+        errors.extend(self.notifications.validate());
         for (name, value) in &self.external_labels {
             if !rules_engine::model::is_valid_label_name(name) || name.starts_with("__") {
                 errors.push(format!("external_labels: invalid label name {name:?}"));

@@ -2,6 +2,7 @@
 //! durable SQLite window, and self-metrics. Assembles `rules-engine` and `proto`.
 #![forbid(unsafe_code)]
 
+pub mod alerting;
 pub mod api;
 pub mod app;
 pub mod cli;

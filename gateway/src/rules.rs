@@ -154,7 +154,15 @@ pub struct RuleManager {
     metrics: RuleMetrics,
     shutdown: CancellationToken,
     running: Mutex<Vec<Running>>,
+    /// Where alerts go after each evaluation (none when alerting is off).
+    alerts: Option<AlertHook>,
 }
+
+/// Alert delivery and the per-alert send state for the rule alerts.
+pub type AlertHook = (
+    Arc<crate::alerting::Alerting>,
+    Arc<crate::alerting::intake::RuleAlerts>,
+);
 
 impl RuleManager {
     pub fn new(
@@ -171,7 +179,14 @@ impl RuleManager {
             metrics,
             shutdown,
             running: Mutex::new(Vec::new()),
+            alerts: None,
         }
+    }
+
+    /// Sends the groups' alerts to `alerting` after every evaluation.
+    pub fn with_alerting(mut self, alerting: Arc<crate::alerting::Alerting>) -> Self {
+        self.alerts = Some((alerting, Arc::new(Default::default())));
+        self
     }
 
     /// The groups as they run now.
@@ -240,6 +255,7 @@ impl RuleManager {
             self.ctx.clone(),
             self.store.clone(),
             self.metrics.clone(),
+            self.alerts.clone(),
             cancel.clone(),
         ));
         Running {
@@ -268,6 +284,7 @@ async fn run(
     ctx: AlertContext,
     store: Arc<Store>,
     metrics: RuleMetrics,
+    alerts: Option<AlertHook>,
     shutdown: CancellationToken,
 ) {
     let (interval, offset, label) = {
@@ -302,7 +319,7 @@ async fn run(
             }
         }
         last_ts = Some(ts);
-        let (g2, store2, ctx2) = (g.clone(), store.clone(), ctx.clone());
+        let (g2, store2, ctx2, alerts2) = (g.clone(), store.clone(), ctx.clone(), alerts.clone());
         let budget = Duration::from_millis(interval as u64);
         let span = tracing::info_span!("rule_group", group = %label.rule_group, scheduled_ts = ts);
         let failures = tokio::task::spawn_blocking(move || {
@@ -331,6 +348,16 @@ async fn run(
             }
             sg.last_duration = started.elapsed().as_secs_f64();
             sg.last_eval = Some(ts);
+            if let Some((alerting, sent)) = &alerts2 {
+                sent.after_eval(
+                    alerting,
+                    &sg.group,
+                    sg.interval,
+                    ts,
+                    &ctx2.external_labels,
+                    &ctx2.external_url,
+                );
+            }
             (failures, sg.last_duration)
         })
         .await;

@@ -57,6 +57,9 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
     let http = HttpMetrics::register(own);
     let store_metrics = StoreMetrics::register(own);
     let rule_metrics = RuleMetrics::register(own);
+    let alerting_metrics = crate::alerting::metrics::AlertingMetrics::register(own);
+    let alerting_built = crate::alerting::build(config.alertmanager.as_ref(), &config.alerting)
+        .map_err(|errors| anyhow::anyhow!("alerting configuration:\n  {}", errors.join("\n  ")))?;
     let rule_groups = crate::rules::load(&config.rule_files)
         .map_err(|errors| anyhow::anyhow!("loading rule files:\n  {}", errors.join("\n  ")))?;
     let state = Arc::new(AppState::new(config.clone(), registry, ingest, http));
@@ -92,6 +95,24 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
             token.cancel();
         }
     });
+
+    // Alert delivery is up before the store reports ready, so `/api/v2/*` answers from the
+    // first ready moment. It stops after the rules (which feed it) and before the store closes.
+    std::fs::create_dir_all(&config.storage.path)
+        .with_context(|| format!("creating {}", config.storage.path.display()))?;
+    let alert_shutdown = CancellationToken::new();
+    let (alerting, alert_tasks) = crate::alerting::Alerting::start(
+        alerting_built,
+        config.notifications.clone(),
+        config.external_url.clone(),
+        &config.storage.path,
+        crate::alerting::dispatch::Clock::System,
+        alerting_metrics,
+        alert_shutdown.clone(),
+    )
+    .await
+    .context("opening the alerting database")?;
+    state.set_alerting(alerting.clone());
 
     let store = {
         let storage = config.storage.clone();
@@ -144,13 +165,16 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
         external_url: config.external_url.clone(),
         server_url: Some(config.external_url.clone()),
     };
-    let rules = Arc::new(RuleManager::new(
-        config.evaluation_interval,
-        ctx,
-        store.clone(),
-        rule_metrics,
-        shutdown.clone(),
-    ));
+    let rules = Arc::new(
+        RuleManager::new(
+            config.evaluation_interval,
+            ctx,
+            store.clone(),
+            rule_metrics,
+            shutdown.clone(),
+        )
+        .with_alerting(alerting),
+    );
     rules.apply(rule_groups);
     let reload = {
         let (rules, initial) = (rules.clone(), config.rule_files.clone());
@@ -191,6 +215,10 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
     // Rule groups finish the evaluation under way; forwarders stop at the next request
     // boundary, with what they had acknowledged saved.
     rules.stop().await;
+    alert_shutdown.cancel();
+    for t in alert_tasks {
+        let _ = t.await;
+    }
     for t in forwarders {
         let _ = t.await;
     }

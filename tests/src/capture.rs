@@ -145,6 +145,14 @@ impl CaptureServer {
         })
     }
 
+    /// From now on answers `status` to every request (scripted answers not yet used are
+    /// dropped).
+    pub fn answer_all(&self, status: u16) {
+        let mut s = self.state.lock().expect("lock");
+        s.script.clear();
+        s.default_status = status;
+    }
+
     /// Forgets what was captured.
     pub fn clear(&self) {
         self.state.lock().expect("lock").captured.clear();

@@ -69,6 +69,12 @@ impl AlertRuleState {
             .filter(|a| a.state != AlertState::Inactive)
     }
 
+    /// Every alert held, resolved ones included (kept 15 minutes): what Prometheus's notifier
+    /// sends and re-sends.
+    pub fn all_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.active.values()
+    }
+
     /// Seeds an alert from a previous run (its `ALERTS_FOR_STATE` sample): pending since
     /// `active_at`, so the next [`AlertRuleState::step`] keeps that time and fires at once if
     /// `for` has elapsed since. An alert the next step's result does not contain is dropped
