@@ -132,6 +132,7 @@ if ! "$PY_ENV/bin/python3" -c 'import prometheus_client, aiosmtpd' >/dev/null 2>
 fi
 am_version=$(/usr/bin/prometheus-alertmanager --version 2>&1 | head -n1) ||
   die "/usr/bin/prometheus-alertmanager does not run: $am_version"
+[ -x /usr/bin/amtool ] || die "/usr/bin/amtool missing (package prometheus-alertmanager)"
 pgw_version=$(/usr/bin/prometheus-pushgateway --version 2>&1 | head -n1) ||
   die "/usr/bin/prometheus-pushgateway does not run: $pgw_version"
 
