@@ -40,7 +40,6 @@ mod encode;
 mod encode_v2;
 pub mod relabel;
 mod send;
-pub mod tls;
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -267,24 +267,7 @@ pub struct Authorization {
     pub credentials_file: String,
 }
 
-/// prometheus/common's `TLSConfig`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    #[serde(default)]
-    pub ca_file: String,
-    #[serde(default)]
-    pub cert_file: String,
-    #[serde(default)]
-    pub key_file: String,
-    #[serde(default)]
-    pub server_name: String,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// `TLS10`..`TLS13`.
-    #[serde(default)]
-    pub min_version: String,
-}
+pub use crate::tls::TlsConfig;
 
 /// One entry of `receivers:`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

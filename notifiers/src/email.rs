@@ -176,11 +176,11 @@ impl Email {
             templates.check(v).map_err(|e| ("headers", e.to_string()))?;
         }
         let tls = cfg.tls_config.clone();
-        if !tls.ca_file.is_empty() {
-            std::fs::metadata(&tls.ca_file)
-                .map_err(|e| ("tls_config.ca_file", format!("{}: {e}", tls.ca_file)))?;
+        if let Some(ca) = &tls.ca_file {
+            std::fs::metadata(ca)
+                .map_err(|e| ("tls_config.ca_file", format!("{}: {e}", ca.display())))?;
         }
-        if !tls.cert_file.is_empty() || !tls.key_file.is_empty() {
+        if tls.cert_file.is_some() || tls.key_file.is_some() {
             return Err((
                 "tls_config.cert_file",
                 "client certificates for SMTP are not supported by promgate".into(),
@@ -318,19 +318,19 @@ impl Email {
             .hello_name(ClientId::Domain(self.hello.clone()))
             .timeout(Some(SMTP_TIMEOUT));
         if self.port == 465 || self.require_tls {
-            let server_name = if self.tls.server_name.is_empty() {
-                self.host.clone()
-            } else {
-                self.tls.server_name.clone()
-            };
+            let server_name = self
+                .tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| self.host.clone());
             let mut p = TlsParameters::builder(server_name)
                 .dangerous_accept_invalid_certs(self.tls.insecure_skip_verify);
-            if !self.tls.ca_file.is_empty() {
-                let pem = std::fs::read(&self.tls.ca_file).map_err(|e| {
-                    NotifyError::permanent("config", format!("{}: {e}", self.tls.ca_file))
+            if let Some(ca) = &self.tls.ca_file {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    NotifyError::permanent("config", format!("{}: {e}", ca.display()))
                 })?;
                 let cert = Certificate::from_pem(&pem).map_err(|e| {
-                    NotifyError::permanent("config", format!("{}: {e}", self.tls.ca_file))
+                    NotifyError::permanent("config", format!("{}: {e}", ca.display()))
                 })?;
                 p = p.add_root_certificate(cert);
             }

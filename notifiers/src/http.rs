@@ -87,81 +87,13 @@ pub fn client(cfg: &HttpClientConfig, timeout: Duration) -> Result<Client, (&'st
 }
 
 fn apply_tls(
-    mut b: reqwest::ClientBuilder,
+    b: reqwest::ClientBuilder,
     tls: &TlsConfig,
 ) -> Result<reqwest::ClientBuilder, (&'static str, String)> {
-    if !tls.ca_file.is_empty() {
-        let pem = std::fs::read(&tls.ca_file).map_err(|e| {
-            (
-                "http_config.tls_config.ca_file",
-                format!("{}: {e}", tls.ca_file),
-            )
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            (
-                "http_config.tls_config.ca_file",
-                format!("{}: {e}", tls.ca_file),
-            )
-        })?;
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    match (tls.cert_file.is_empty(), tls.key_file.is_empty()) {
-        (true, true) => {}
-        (false, false) => {
-            let mut pem = std::fs::read(&tls.cert_file).map_err(|e| {
-                (
-                    "http_config.tls_config.cert_file",
-                    format!("{}: {e}", tls.cert_file),
-                )
-            })?;
-            let key = std::fs::read(&tls.key_file).map_err(|e| {
-                (
-                    "http_config.tls_config.key_file",
-                    format!("{}: {e}", tls.key_file),
-                )
-            })?;
-            pem.push(b'\n');
-            pem.extend_from_slice(&key);
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| ("http_config.tls_config.cert_file", e.to_string()))?;
-            b = b.identity(id);
-        }
-        _ => {
-            return Err((
-                "http_config.tls_config",
-                "cert_file and key_file must both be set".into(),
-            ));
-        }
-    }
-    if tls.insecure_skip_verify {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    match tls.min_version.as_str() {
-        "" => {}
-        "TLS12" => b = b.tls_version_min(reqwest::tls::Version::TLS_1_2),
-        "TLS13" => b = b.tls_version_min(reqwest::tls::Version::TLS_1_3),
-        "TLS10" | "TLS11" => {
-            return Err((
-                "http_config.tls_config.min_version",
-                "TLS 1.0 and 1.1 are not supported (rustls)".into(),
-            ));
-        }
-        other => {
-            return Err((
-                "http_config.tls_config.min_version",
-                format!("unknown TLS version: {other}"),
-            ));
-        }
-    }
-    if !tls.server_name.is_empty() {
-        return Err((
-            "http_config.tls_config.server_name",
-            "server_name is not supported by promgate".into(),
-        ));
-    }
-    Ok(b)
+    let cfg = tls
+        .client_config()
+        .map_err(|e| ("http_config.tls_config", e.to_string()))?;
+    Ok(b.tls_backend_preconfigured(cfg))
 }
 
 /// Adds the configured authentication; `*_file` secrets are read per request, as

@@ -20,6 +20,7 @@ pub mod http;
 pub mod pagerduty;
 pub mod slack;
 pub mod template;
+pub mod tls;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -38,7 +38,7 @@ pub struct RemoteWriteConfig {
     pub queue_config: QueueConfig,
     /// TLS settings for `https://` URLs.
     #[serde(default)]
-    pub tls_config: super::tls::TlsConfig,
+    pub tls_config: notifiers::tls::TlsConfig,
     /// Wire protocol: `prometheus.WriteRequest` (remote write 1.0, the default) or
     /// `io.prometheus.write.v2.Request` (2.0, with a symbol table per request).
     #[serde(default = "default_message")]

@@ -1,6 +1,6 @@
-//! `tls_config` of a remote-write target (Prometheus's `common/config.TLSConfig`: `ca_file`,
-//! `cert_file`, `key_file`, `server_name`, `insecure_skip_verify`), as a rustls client
-//! configuration handed to reqwest.
+//! `tls_config` (prometheus/common's `TLSConfig`: `ca_file`, `cert_file`, `key_file`,
+//! `server_name`, `insecure_skip_verify`, `min_version`) as a rustls client configuration
+//! handed to reqwest: one implementation for remote-write targets and for receivers.
 //!
 //! The server's certificate is checked against `ca_file` when given, else against the
 //! system's trust store (rustls-platform-verifier), for the name in `server_name` when given,
@@ -17,10 +17,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// `tls_config`, as in prometheus.yml.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// `tls_config`, as in prometheus.yml and alertmanager.yml.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of the CA certificates that sign the receiver's certificate.
@@ -38,7 +38,12 @@ pub struct TlsConfig {
     /// Accept any server certificate (testing only).
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// `TLS12` or `TLS13` (rustls speaks no older version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
 }
+
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
 /// A `tls_config` that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,8 @@ pub enum TlsConfigError {
     ServerName(String),
     #[error("cert_file and key_file must be given together")]
     Pair,
+    #[error("min_version {0:?}: only TLS12 and TLS13 are supported")]
+    MinVersion(String),
     #[error("{0}")]
     Tls(#[from] TlsError),
 }
@@ -75,7 +82,18 @@ impl TlsConfig {
         if let Some(n) = &self.server_name {
             ServerName::try_from(n.as_str()).map_err(|_| TlsConfigError::ServerName(n.clone()))?;
         }
+        self.versions()?;
         Ok(())
+    }
+
+    fn versions(
+        &self,
+    ) -> Result<&'static [&'static rustls::SupportedProtocolVersion], TlsConfigError> {
+        match self.min_version.as_deref() {
+            None | Some("" | "TLS12") => Ok(rustls::DEFAULT_VERSIONS),
+            Some("TLS13") => Ok(TLS13_ONLY),
+            Some(other) => Err(TlsConfigError::MinVersion(other.to_string())),
+        }
     }
 
     /// The rustls configuration for this target.
@@ -109,7 +127,7 @@ impl TlsConfig {
             _ => inner,
         };
         let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
+            .with_protocol_versions(self.versions()?)?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
         let config = match (&self.cert_file, &self.key_file) {
