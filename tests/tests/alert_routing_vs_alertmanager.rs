@@ -12,7 +12,17 @@ use e2e::capture::CaptureServer;
 use e2e::{Promgate, http};
 use serde_json::{Value, json};
 
-const STARTS: &str = "2026-01-01T00:00:00Z";
+/// Every alert's `startsAt`: the moment of the test's first POST. Recent on purpose: Alertmanager
+/// flushes a group at once for an alert older than `group_wait`, possibly before the rest of
+/// the same POST (and the alert inhibiting one of them) has been taken in, which made its
+/// payloads depend on timing.
+fn starts() -> String {
+    // Per test: each test runs on a thread of its own.
+    thread_local! {
+        static STARTS: String = chrono_now();
+    }
+    STARTS.with(Clone::clone)
+}
 
 fn am_config(webhook_base: &str) -> String {
     let recv = |name: &str| {
@@ -63,7 +73,7 @@ fn alert(labels: &[(&str, &str)], ends_at: Option<&str>) -> Value {
     let mut a = json!({
         "labels": labels.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect::<serde_json::Map<_, _>>(),
         "annotations": {"summary": "s"},
-        "startsAt": STARTS,
+        "startsAt": starts(),
         "generatorURL": "http://prom/graph",
     });
     if let Some(e) = ends_at {
@@ -327,33 +337,9 @@ fn same_notifications_as_alertmanager() {
 }
 
 fn chrono_now() -> String {
-    let ms = e2e::now_ms();
-    let secs = ms / 1000;
-    // RFC 3339 via the `date` command-free route: format with std only.
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    chrono::DateTime::from_timestamp_millis(e2e::now_ms())
+        .expect("now")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[test]
