@@ -4,13 +4,10 @@
 //! `pagerduty.default.description`, `email.default.subject`, `email.default.html`, ...), plus
 //! the user's files from `templates:` globs.
 //!
-//! Why not the `gtmpl` crate: Alertmanager's defaults call methods with arguments
-//! (`.CommonLabels.Remove .GroupLabels.Names`), which gtmpl refuses ("not a function but has
-//! arguments"); they need a value that is both a list and has methods (`range .Alerts` and
-//! `.Alerts.Firing`), which gtmpl's `Value` cannot be; and gtmpl ranges over maps in hash
-//! order where Go sorts keys. So the private `parse` and `exec` modules implement the
-//! `text/template` subset those templates use, over typed values (`exec::Value`) that mirror
-//! Alertmanager's `template.Data`, `Alert`, `KV` and `Pairs`.
+//! The language is the workspace's one implementation of Go `text/template`
+//! ([`rules_engine::template`]); this module gives it Alertmanager's data (`objects`: `Data`,
+//! `Alerts` with `.Firing`, `KV` with `.SortedPairs` and `.Remove`, ...) and function map
+//! (`funcs`).
 //!
 //! The default definitions are written for promgate to render exactly what Alertmanager's
 //! `default.tmpl` renders for the Slack, PagerDuty and email subject fields (the tests compare
@@ -19,16 +16,15 @@
 //! escaped as `html/template` escapes text and attribute values, with URL attributes (`href`,
 //! `src`, ...) normalized first; other contexts (script, style) are not tracked.
 
-mod exec;
-mod parse;
+mod funcs;
+mod objects;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::rc::Rc;
+
+use rules_engine::template::{Escaping, ParseError, Template};
 
 use crate::data::Data;
-use exec::{Exec, Value};
-use parse::List;
+use funcs::AmFuncs;
 
 /// A template that cannot be loaded or executed, naming the template and position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,16 +122,36 @@ Alerts Resolved:
 "##;
 
 /// Alertmanager's default templates plus the user's.
-#[derive(Debug)]
 pub struct Templates {
-    defs: HashMap<String, List>,
+    set: Template,
 }
 
-fn parse_err(name: &str, e: parse::ParseError) -> TemplateError {
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.names().collect();
+        names.sort_unstable();
+        f.debug_struct("Templates").field("names", &names).finish()
+    }
+}
+
+/// The name the default definitions are parsed under (their main tree is not a template).
+const DEFAULTS_NAME: &str = "default.tmpl";
+
+/// A parse error of text `parse_name` (Go's `template: NAME:LINE: MESSAGE`), reported for
+/// `name`.
+fn parse_err(name: &str, parse_name: &str, e: ParseError) -> TemplateError {
+    let text = e.0;
+    let located = text
+        .strip_prefix("template: ")
+        .and_then(|r| r.strip_prefix(parse_name))
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|r| r.split_once(':'))
+        .and_then(|(line, msg)| Some((line.parse().ok()?, msg.trim_start().to_string())));
+    let (line, message) = located.unwrap_or((0, text));
     TemplateError::Parse {
         name: name.to_string(),
-        line: e.line,
-        message: e.message,
+        line,
+        message,
     }
 }
 
@@ -158,9 +174,9 @@ impl Templates {
     /// order; a later definition of a name replaces an earlier one, as in Go. A glob that
     /// matches nothing is allowed (Alertmanager allows it: the files may appear later).
     pub fn load(globs: &[PathBuf]) -> Result<Templates, TemplateError> {
-        let mut defs = parse::parse("default.tmpl", DEFAULT_TEMPLATES)
-            .map_err(|e| parse_err("default.tmpl", e))?;
-        defs.remove("default.tmpl");
+        let mut set = Template::new();
+        set.parse(DEFAULTS_NAME, DEFAULT_TEMPLATES, &AmFuncs)
+            .map_err(|e| parse_err(DEFAULTS_NAME, DEFAULTS_NAME, e))?;
         for g in globs {
             let pattern = g.to_string_lossy();
             let paths = glob::glob(&pattern).map_err(|e| TemplateError::Io {
@@ -185,111 +201,67 @@ impl Templates {
                     .file_name()
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_default();
-                let parsed = parse::parse(&name, &text)
-                    .map_err(|e| parse_err(&f.display().to_string(), e))?;
-                defs.extend(parsed);
+                set.parse(&name, &text, &AmFuncs)
+                    .map_err(|e| parse_err(&f.display().to_string(), &name, e))?;
             }
         }
-        Ok(Templates { defs })
+        Ok(Templates { set })
     }
 
     /// Names of all defined templates.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.defs.keys().map(String::as_str)
+        self.set.names().filter(|n| *n != DEFAULTS_NAME)
     }
 
     /// Executes `text` (which may call `template "name"`) against `data`, like Alertmanager's
     /// `ExecuteTextString`. An empty text gives an empty string.
     pub fn execute(&self, text: &str, data: &Data) -> Result<String, TemplateError> {
-        self.run(text, data, false)
+        self.run(text, data, Escaping::Text)
     }
 
-    /// Like [`Templates::execute`], HTML-escaping printed values (email HTML bodies).
+    /// Like [`Templates::execute`], escaping printed values as `html/template` does in text
+    /// and attribute values, URL attributes normalized first (email HTML bodies).
     pub fn execute_html(&self, text: &str, data: &Data) -> Result<String, TemplateError> {
-        self.run(text, data, true)
+        self.run(text, data, Escaping::HtmlAttrs)
     }
 
     /// Parses `text` and checks that every `template` it calls exists, for config checks.
     pub fn check(&self, text: &str) -> Result<(), TemplateError> {
-        let parsed = parse::parse("", text).map_err(|e| parse_err("", e))?;
-        for body in parsed.values() {
-            self.check_calls(body, &parsed)?;
+        let set = self.with_text(text)?;
+        match set
+            .missing_templates()
+            .into_iter()
+            .find(|m| m.parse_name.is_empty())
+        {
+            Some(m) => Err(TemplateError::Parse {
+                name: String::new(),
+                line: m.line,
+                message: format!("no such template {:?}", m.called),
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    fn check_calls(&self, body: &List, local: &HashMap<String, List>) -> Result<(), TemplateError> {
-        use parse::Node;
-        for n in body {
-            match n {
-                Node::Template(name, _, line)
-                    if !self.defs.contains_key(name) && !local.contains_key(name) =>
-                {
-                    return Err(TemplateError::Parse {
-                        name: String::new(),
-                        line: *line,
-                        message: format!("no such template {name:?}"),
-                    });
-                }
-                Node::Action(p, line) => check_funcs(p, *line)?,
-                Node::If(p, a, b, line)
-                | Node::With(p, a, b, line)
-                | Node::Range(p, a, b, line) => {
-                    check_funcs(p, *line)?;
-                    self.check_calls(a, local)?;
-                    if let Some(b) = b {
-                        self.check_calls(b, local)?;
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+    /// The set with `text` added under the name "", as Alertmanager clones its set and parses
+    /// the text into the clone.
+    fn with_text(&self, text: &str) -> Result<Template, TemplateError> {
+        let mut set = self.set.clone();
+        set.parse("", text, &AmFuncs)
+            .map_err(|e| parse_err("", "", e))?;
+        Ok(set)
     }
 
-    fn run(&self, text: &str, data: &Data, html: bool) -> Result<String, TemplateError> {
+    fn run(&self, text: &str, data: &Data, escaping: Escaping) -> Result<String, TemplateError> {
         if text.is_empty() {
             return Ok(String::new());
         }
-        let mut parsed = parse::parse("", text).map_err(|e| parse_err("", e))?;
-        let body = parsed.remove("").unwrap_or_default();
-        let merged;
-        let defs = if parsed.is_empty() {
-            &self.defs
-        } else {
-            let mut m = self.defs.clone();
-            m.extend(parsed);
-            merged = m;
-            &merged
-        };
-        Exec::new(defs, html)
-            .run(&body, Value::Data(Rc::new(data.clone())))
+        let set = self.with_text(text)?;
+        set.execute_escaped("", &objects::data(data), &AmFuncs, escaping)
             .map_err(|e| TemplateError::Exec {
                 name: String::new(),
                 message: e.0,
             })
     }
-}
-
-/// Go rejects calls of undefined functions when parsing; so does [`Templates::check`].
-fn check_funcs(p: &parse::Pipe, line: usize) -> Result<(), TemplateError> {
-    use parse::Arg;
-    for cmd in &p.cmds {
-        for a in cmd {
-            match a {
-                Arg::Ident(name) if !exec::FUNCS.contains(&name.as_str()) => {
-                    return Err(TemplateError::Parse {
-                        name: String::new(),
-                        line,
-                        message: format!("function {name:?} not defined"),
-                    });
-                }
-                Arg::Sub(inner, _) => check_funcs(inner, line)?,
-                _ => {}
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

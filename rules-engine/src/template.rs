@@ -12,6 +12,7 @@
 mod builtins;
 mod exec;
 pub mod gofmt;
+mod htmlctx;
 mod parse;
 mod value;
 
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use builtins::{html_escape, query_escape};
-pub use exec::ExecError;
+pub use exec::{Escaping, ExecError};
 pub use parse::ParseError;
 pub use value::{Elem, Object, Struct, Value, go_time_string};
 
@@ -98,10 +99,23 @@ struct Tree {
     parse_name: Arc<str>,
 }
 
-/// A set of named templates: what one or more texts define.
-#[derive(Default)]
+/// A set of named templates: what one or more texts define. Cloning is cheap (the parsed
+/// trees are shared), so a caller can add a text to a copy of a loaded set per execution, as
+/// Alertmanager does with `Clone` + `Parse`.
+#[derive(Clone, Default)]
 pub struct Template {
-    trees: HashMap<String, Tree>,
+    trees: HashMap<String, Arc<Tree>>,
+}
+
+/// A `{{template "NAME"}}` call naming a template the set does not define.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingTemplate {
+    /// The name of the text the call is in, as given to [`Template::parse`].
+    pub parse_name: String,
+    /// The call's line in that text, from 1.
+    pub line: usize,
+    /// The template it calls.
+    pub called: String,
 }
 
 impl Template {
@@ -117,11 +131,11 @@ impl Template {
         for (n, nodes) in trees {
             self.trees.insert(
                 n,
-                Tree {
+                Arc::new(Tree {
                     nodes,
                     src: src.clone(),
                     parse_name: parse_name.clone(),
-                },
+                }),
             );
         }
         Ok(())
@@ -138,6 +152,33 @@ impl Template {
         self.trees.contains_key(name)
     }
 
+    /// The names of the templates in the set.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.trees.keys().map(String::as_str)
+    }
+
+    /// Every `{{template}}` call in the set naming a template it does not define (Go finds
+    /// these only when executing; configuration checks want them earlier).
+    pub fn missing_templates(&self) -> Vec<MissingTemplate> {
+        let mut out = Vec::new();
+        for tree in self.trees.values() {
+            let mut calls = Vec::new();
+            parse::template_calls(&tree.nodes, &mut calls);
+            for (pos, called) in calls {
+                if !self.trees.contains_key(called) {
+                    let before = &tree.src[..pos.min(tree.src.len())];
+                    out.push(MissingTemplate {
+                        parse_name: tree.parse_name.to_string(),
+                        line: 1 + before.matches('\n').count(),
+                        called: called.to_string(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.parse_name, a.line).cmp(&(&b.parse_name, b.line)));
+        out
+    }
+
     /// Executes template `name` with `data` as dot.
     pub fn execute(
         &self,
@@ -145,7 +186,7 @@ impl Template {
         data: &Value,
         funcs: &dyn Funcs,
     ) -> Result<String, ExecError> {
-        exec::execute(self, name, data, funcs, false)
+        exec::execute(self, name, data, funcs, Escaping::Text)
     }
 
     /// As [`Template::execute`], HTML-escaping every printed value that is not already
@@ -157,7 +198,19 @@ impl Template {
         data: &Value,
         funcs: &dyn Funcs,
     ) -> Result<String, ExecError> {
-        exec::execute(self, name, data, funcs, true)
+        exec::execute(self, name, data, funcs, Escaping::Html)
+    }
+
+    /// Executes template `name` with printed values escaped as `escaping` says:
+    /// [`Escaping::HtmlAttrs`] is what Alertmanager's HTML email bodies need.
+    pub fn execute_escaped(
+        &self,
+        name: &str,
+        data: &Value,
+        funcs: &dyn Funcs,
+        escaping: Escaping,
+    ) -> Result<String, ExecError> {
+        exec::execute(self, name, data, funcs, escaping)
     }
 }
 

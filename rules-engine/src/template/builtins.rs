@@ -141,6 +141,12 @@ fn lt(a: &Value, b: &Value) -> Result<bool, String> {
 fn index(item: &Value, indexes: &[Value]) -> Result<Value, String> {
     let mut v = item.clone();
     for i in indexes {
+        if let Value::Object(o) = &v
+            && let Some(r) = o.index(i)
+        {
+            v = r?;
+            continue;
+        }
         v = match (&v, i) {
             (Value::Nil, _) => return Err("index of untyped nil".into()),
             (Value::Map(m, elem), Value::Str(k)) => m.get(&**k).cloned().unwrap_or(match elem {

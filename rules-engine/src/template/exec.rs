@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::builtins::{self, html_escape};
+use super::htmlctx;
 use super::parse::{Arg, Branch, Cmd, Node, Number, Pipe, Pos, Span};
 use super::value::{Elem, Value};
 use super::{Funcs, Param, Template};
@@ -15,6 +16,20 @@ use super::{Funcs, Param, Template};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ExecError(pub String);
+
+/// How printed values (`{{ pipeline }}`) are escaped; values of type `template.HTML`
+/// ([`Value::Html`]) never are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escaping {
+    /// Printed as is (`text/template`).
+    Text,
+    /// HTML-escaped as Go's `template.HTMLEscapeString` does.
+    Html,
+    /// As `html/template` escapes text and quoted attribute values (`+` too), with values
+    /// inside URL attributes (`href="..."`, `src`, ...) URL-normalized first. The context is
+    /// read from the output so far; script and style contexts are not tracked.
+    HtmlAttrs,
+}
 
 /// How deep `{{template}}` calls may nest (Go allows 100,000; a template that deep is a loop).
 const MAX_DEPTH: usize = 10_000;
@@ -31,8 +46,8 @@ pub(crate) struct State<'a> {
     pub out: String,
     vars: Vec<(String, Value)>,
     depth: usize,
-    /// Whether printed values are HTML-escaped (except `template.HTML` ones).
-    html: bool,
+    /// How printed values are escaped.
+    escaping: Escaping,
     /// The executing tree: its name, source and the name it was parsed under.
     name: &'a str,
     src: &'a str,
@@ -49,7 +64,7 @@ pub(crate) fn execute(
     name: &str,
     data: &Value,
     funcs: &dyn Funcs,
-    html: bool,
+    escaping: Escaping,
 ) -> R<String> {
     let Some((tree_name, tree)) = tmpl.trees.get_key_value(name) else {
         return Err(ExecError(format!(
@@ -62,7 +77,7 @@ pub(crate) fn execute(
         out: String::new(),
         vars: vec![("$".into(), data.clone())],
         depth: 0,
-        html,
+        escaping,
         name: tree_name,
         src: &tree.src,
         parse_name: &tree.parse_name,
@@ -110,10 +125,11 @@ impl State<'_> {
             Node::Action(pipe) => {
                 let v = self.pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    match &v {
-                        Value::Html(h) => self.out.push_str(h),
-                        v if self.html => self.out.push_str(&html_escape(&v.print())),
-                        v => self.out.push_str(&v.print()),
+                    match (&v, self.escaping) {
+                        (Value::Html(h), _) => self.out.push_str(h),
+                        (v, Escaping::Text) => self.out.push_str(&v.print()),
+                        (v, Escaping::Html) => self.out.push_str(&html_escape(&v.print())),
+                        (v, Escaping::HtmlAttrs) => htmlctx::print(&mut self.out, &v.print()),
                     }
                 }
             }
@@ -159,7 +175,7 @@ impl State<'_> {
             out,
             vars: vec![("$".into(), data.clone())],
             depth: self.depth + 1,
-            html: self.html,
+            escaping: self.escaping,
             name: tree_name,
             src: &tree.src,
             parse_name: &tree.parse_name,

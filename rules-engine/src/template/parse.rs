@@ -1075,6 +1075,22 @@ impl Parser<'_> {
     }
 }
 
+/// The `{{template}}` calls in `nodes`, at any depth: (position, called name).
+pub(crate) fn template_calls<'a>(nodes: &'a [Node], out: &mut Vec<(Pos, &'a str)>) {
+    for n in nodes {
+        match n {
+            Node::Template { pos, name, .. } => out.push((*pos, name)),
+            Node::If(b) | Node::Range(b) | Node::With(b) => {
+                template_calls(&b.list, out);
+                if let Some(e) = &b.else_list {
+                    template_calls(e, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

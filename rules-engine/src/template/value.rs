@@ -49,6 +49,11 @@ pub trait Object: Send + Sync + std::fmt::Debug {
     fn get(&self, _key: &str) -> Option<Value> {
         None
     }
+    /// `index` by any key, tried before [`Object::get`]: for list-like types, which Go
+    /// indexes by int; `None` when the type does not take this key.
+    fn index(&self, _key: &Value) -> Option<Result<Value, String>> {
+        None
+    }
     /// Go's `%v`.
     fn go_v(&self) -> String;
     /// The text a `string`-typed parameter or comparison sees, for types whose Go kind is
