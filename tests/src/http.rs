@@ -55,7 +55,8 @@ fn client() -> &'static reqwest::blocking::Client {
     })
 }
 
-fn read(resp: reqwest::blocking::Response) -> Result<Response, String> {
+/// The status, headers and whole body of an answer.
+pub(crate) fn read(resp: reqwest::blocking::Response) -> Result<Response, String> {
     let status = resp.status().as_u16();
     let headers = resp
         .headers()

@@ -79,26 +79,7 @@ pub fn send(
         req = req.header(*k, *v);
     }
     let resp = req.send().map_err(|e| format!("{method} {url}: {e:?}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp
-        .bytes()
-        .map_err(|e| format!("read body: {e}"))?
-        .to_vec();
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    crate::http::read(resp)
 }
 
 /// Families that belong to the server itself, not to what was pushed.
