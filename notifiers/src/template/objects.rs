@@ -111,13 +111,7 @@ impl Object for AlertsObj {
     }
 
     fn items(&self) -> Option<Vec<(Value, Value)>> {
-        Some(
-            self.0
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (Value::Int(i as i64), Value::Object(a.clone())))
-                .collect(),
-        )
+        Some(list_items(&self.0))
     }
 
     fn count(&self) -> Option<usize> {
@@ -129,12 +123,25 @@ impl Object for AlertsObj {
     }
 
     fn go_v(&self) -> String {
-        let items: Vec<String> = self.0.iter().map(|a| a.go_v()).collect();
-        format!("[{}]", items.join(" "))
+        list_go_v(&self.0)
     }
 }
 
 /// Go's `index` of a slice of `len` elements by `key`.
+/// What `range` visits over a Go slice of our objects: (index, element).
+fn list_items<T: Object + 'static>(v: &[Arc<T>]) -> Vec<(Value, Value)> {
+    v.iter()
+        .enumerate()
+        .map(|(i, e)| (Value::Int(i as i64), Value::Object(e.clone())))
+        .collect()
+}
+
+/// Go's `%v` of a slice: `[a b c]`.
+fn list_go_v<T: Object>(v: &[Arc<T>]) -> String {
+    let items: Vec<String> = v.iter().map(|e| e.go_v()).collect();
+    format!("[{}]", items.join(" "))
+}
+
 fn list_index(key: &Value, len: usize) -> Result<usize, String> {
     match key {
         Value::Int(x) => usize::try_from(*x)
@@ -311,13 +318,7 @@ impl Object for Pairs {
     }
 
     fn items(&self) -> Option<Vec<(Value, Value)>> {
-        Some(
-            self.0
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (Value::Int(i as i64), Value::Object(p.clone())))
-                .collect(),
-        )
+        Some(list_items(&self.0))
     }
 
     fn count(&self) -> Option<usize> {
@@ -329,8 +330,7 @@ impl Object for Pairs {
     }
 
     fn go_v(&self) -> String {
-        let items: Vec<String> = self.0.iter().map(|p| p.go_v()).collect();
-        format!("[{}]", items.join(" "))
+        list_go_v(&self.0)
     }
 }
 
