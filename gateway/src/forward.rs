@@ -38,6 +38,7 @@
 pub mod config;
 mod encode;
 mod encode_v2;
+mod lanes;
 pub mod relabel;
 mod send;
 
@@ -55,13 +56,17 @@ use prometheus_client::registry::Registry;
 use rules_engine::Sample;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::bodies::decode_bodies;
 use crate::store::codec::decode_record;
+use crate::store::recent::RecentRecord;
 use crate::store::{Store, StoreError};
 use config::{RemoteWriteConfig, Wire};
 use send::{Request, Sender, Sent};
 
 /// Most records read into one chunk.
 const READ_BATCH: usize = 1024;
+/// Bytes of records read from the database for one chunk, past which it stops reading.
+const READ_BYTES: usize = 32 << 20;
 /// Most samples in one chunk, whatever the queue settings (bounds memory).
 const CHUNK_SAMPLES_CAP: usize = 500_000;
 /// Longest the saved cursor lags the acknowledged one while data flows (a crash resends at
@@ -89,6 +94,7 @@ pub struct ForwardMetrics {
     shards_min: Family<QueueLabels, Gauge>,
     pending_records: Family<QueueLabels, Gauge>,
     highest_ts: Gauge<f64, std::sync::atomic::AtomicU64>,
+    as_received: Family<QueueLabels, Counter>,
 }
 
 impl ForwardMetrics {
@@ -147,6 +153,11 @@ impl ForwardMetrics {
             "Timestamp of the newest sample committed to the store",
             m.highest_ts.clone(),
         );
+        registry.sub_registry_with_prefix("promgate_forward").register(
+            "requests_as_received",
+            "Requests sent as they were received (remote write 1.0 bodies stored whole, to targets without relabeling or external labels)",
+            m.as_received.clone(),
+        );
         m
     }
 
@@ -198,6 +209,8 @@ struct Chunk {
     /// The chunk's last record.
     last_seq: i64,
     shards: Vec<Vec<Request>>,
+    /// Whether its requests are bodies as received.
+    as_received: bool,
     /// Samples of series that `write_relabel_configs` dropped.
     relabel_dropped: u64,
     /// Samples of series no longer in the store.
@@ -208,6 +221,8 @@ struct Chunk {
 /// call at a time (moved in and out of `spawn_blocking`).
 struct ChunkBuilder {
     cfg: Arc<RemoteWriteConfig>,
+    /// Whether this target is sent bodies as received where the store kept them.
+    as_received: bool,
     external: Vec<(String, String)>,
     store: Arc<Store>,
     reader: rusqlite::Connection,
@@ -222,6 +237,10 @@ struct ChunkBuilder {
     flat: Vec<Sample>,
     entries: Vec<(u64, Range<usize>)>,
     by_shard: Vec<ShardBuf>,
+    /// Series of the record being placed on lanes.
+    ids: Vec<u64>,
+    /// Scratch: the records of the chunk being built.
+    records: Vec<RecentRecord>,
 }
 
 /// A shard's entries (ranges into its samples) and samples.
@@ -252,6 +271,35 @@ impl ChunkBuilder {
         (q.capacity.max(q.max_samples_per_send) * q.max_shards).clamp(1, CHUNK_SAMPLES_CAP)
     }
 
+    /// Reads records after `after` from the database: at most [`READ_BATCH`], and stops
+    /// after [`READ_BYTES`].
+    fn read_records(&mut self, after: i64, out: &mut Vec<RecentRecord>) -> Result<(), StoreError> {
+        let mut stmt = self.reader.prepare_cached(if self.as_received {
+            "SELECT seq, data, (SELECT data FROM log_body b WHERE b.seq = log.seq) \
+             FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        } else {
+            "SELECT seq, data, NULL FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        })?;
+        let mut rows = stmt.query([after, READ_BATCH as i64])?;
+        let mut bytes = 0;
+        while bytes < READ_BYTES
+            && let Some(row) = rows.next()?
+        {
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let bodies = row
+                .get_ref(2)?
+                .as_blob_or_null()
+                .map_err(rusqlite::Error::from)?;
+            bytes += data.len() + bodies.map_or(0, <[u8]>::len);
+            out.push(RecentRecord {
+                seq: row.get(0)?,
+                data: Bytes::copy_from_slice(data),
+                bodies: bodies.map(Bytes::copy_from_slice),
+            });
+        }
+        Ok(())
+    }
+
     /// The records after `after`, encoded; `None` when there are none.
     fn build(&mut self, after: i64) -> Result<Option<Chunk>, StoreError> {
         // Series come and go; a cache far larger than the head is mostly dead entries. Cleared
@@ -262,50 +310,80 @@ impl ChunkBuilder {
             self.v2.reset_symbols();
         }
         let limit = self.max_chunk_samples();
+        let per_send = self.cfg.queue_config.max_samples_per_send.max(1);
+        let max_shards = self.cfg.queue_config.max_shards;
         self.flat.clear();
         self.entries.clear();
         let mut last_seq = after;
-        {
-            let mut stmt = self
-                .reader
-                .prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq")?;
-            let mut rows = stmt.query([after])?;
-            let mut records = 0;
-            while let Some(row) = rows.next()? {
-                let seq: i64 = row.get(0)?;
-                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                let (flat, entries) = (&mut self.flat, &mut self.entries);
-                let mark = (flat.len(), entries.len());
-                let decoded = decode_record(data, |id, s| {
-                    let start = flat.len();
-                    flat.extend_from_slice(s);
-                    entries.push((id, start..flat.len()));
-                });
-                if let Err(e) = decoded {
-                    self.flat.truncate(mark.0);
-                    self.entries.truncate(mark.1);
-                    tracing::error!(remote = %self.cfg.remote_name(), seq, error = %e, "Skipping a corrupt record.");
+        // Records come from memory while the forwarder keeps up, else from the database.
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        if !self.store.recent_after(after, READ_BATCH, &mut records) {
+            self.read_records(after, &mut records)?;
+        }
+        // A chunk is either records re-encoded, or records sent as the bodies they came from.
+        let mut received: Option<lanes::Lanes<Request>> = None;
+        let mut received_samples = 0usize;
+        for (n, record) in records.iter().enumerate() {
+            self.ids.clear();
+            let bodies = match &record.bodies {
+                Some(blob) if self.as_received => bodies_of(blob, &mut self.ids, per_send),
+                _ => None,
+            };
+            if n > 0 && bodies.is_some() != received.is_some() {
+                break;
+            }
+            last_seq = record.seq;
+            if let Some(bodies) = bodies {
+                let lanes = received.get_or_insert_with(|| lanes::Lanes::new(max_shards));
+                for (ids, request) in bodies {
+                    received_samples += request.samples as usize;
+                    lanes.place(&self.ids[ids], request.samples, request);
                 }
-                last_seq = seq;
-                records += 1;
-                if self.flat.len() >= limit || records >= READ_BATCH {
+                if received_samples >= limit {
                     break;
                 }
+                continue;
+            }
+            let (flat, entries) = (&mut self.flat, &mut self.entries);
+            let mark = (flat.len(), entries.len());
+            let decoded = decode_record(&record.data, |id, s| {
+                let start = flat.len();
+                flat.extend_from_slice(s);
+                entries.push((id, start..flat.len()));
+            });
+            if let Err(e) = decoded {
+                self.flat.truncate(mark.0);
+                self.entries.truncate(mark.1);
+                tracing::error!(remote = %self.cfg.remote_name(), seq = record.seq, error = %e, "Skipping a corrupt record.");
+            }
+            if self.flat.len() >= limit {
+                break;
             }
         }
+        records.clear();
+        self.records = records;
         if last_seq == after {
             return Ok(None);
         }
-        let q = &self.cfg.queue_config;
-        let per_send = q.max_samples_per_send.max(1);
+        if let Some(lanes) = received {
+            return Ok(Some(Chunk {
+                last_seq,
+                shards: lanes.into_lanes(),
+                as_received: true,
+                relabel_dropped: 0,
+                missing: 0,
+            }));
+        }
         let shards = self
             .flat
             .len()
             .div_ceil(per_send)
-            .clamp(q.min_shards.max(1), q.max_shards.max(1));
+            .clamp(self.cfg.queue_config.min_shards.max(1), max_shards.max(1));
         let mut chunk = Chunk {
             last_seq,
             shards: Vec::with_capacity(shards),
+            as_received: false,
             relabel_dropped: 0,
             missing: 0,
         };
@@ -418,6 +496,38 @@ impl ChunkBuilder {
     }
 }
 
+/// A record's request bodies as requests (sharing `blob`'s memory), each with its series as
+/// a range of `ids`, if the record can be sent as received: every body fits one request.
+fn bodies_of(
+    blob: &Bytes,
+    ids: &mut Vec<u64>,
+    per_send: usize,
+) -> Option<Vec<(Range<usize>, Request)>> {
+    let bodies = match decode_bodies(blob, ids) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "A record's request bodies are corrupt; re-encoding the record.");
+            return None;
+        }
+    };
+    if bodies.iter().any(|b| b.samples as usize > per_send) {
+        return None;
+    }
+    Some(
+        bodies
+            .into_iter()
+            .map(|b| {
+                let request = Request {
+                    body: blob.slice_ref(b.data),
+                    samples: u64::from(b.samples),
+                    newest: b.newest,
+                };
+                (b.ids, request)
+            })
+            .collect(),
+    )
+}
+
 /// The request being built, compressed; the builder starts the next one. `raw` and
 /// `compressed` are scratch buffers kept across requests, so building a request allocates
 /// only its final body.
@@ -524,6 +634,7 @@ impl Forwarder {
             .get_or_create(&queue)
             .set(cfg.queue_config.min_shards as i64);
         let builder = ChunkBuilder {
+            as_received: cfg.as_received(external),
             cfg: cfg.clone(),
             external: external
                 .iter()
@@ -541,6 +652,8 @@ impl Forwarder {
             flat: Vec::new(),
             entries: Vec::new(),
             by_shard: Vec::new(),
+            ids: Vec::new(),
+            records: Vec::new(),
         };
         Ok(Self {
             cfg,
@@ -668,6 +781,13 @@ impl Forwarder {
         let shards = chunk.shards.iter().filter(|r| !r.is_empty()).count();
         self.metrics.shards.get_or_create(queue).set(shards as i64);
         self.board.lock()[self.slot].shards = shards;
+        if chunk.as_received {
+            let n = chunk.shards.iter().map(Vec::len).sum::<usize>();
+            self.metrics
+                .as_received
+                .get_or_create(queue)
+                .inc_by(n as u64);
+        }
         let dropped = chunk.relabel_dropped + chunk.missing;
         if dropped > 0 {
             self.metrics.dropped.get_or_create(queue).inc_by(dropped);

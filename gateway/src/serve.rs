@@ -69,6 +69,7 @@ async fn serve(config: Arc<Config>, config_path: Option<std::path::PathBuf>) -> 
         .map(|rw| ForwardTarget {
             name: rw.remote_name(),
             max_backlog_bytes: rw.queue_config.max_backlog_bytes,
+            as_received: rw.as_received(&config.external_labels),
         })
         .collect();
 

@@ -9,9 +9,11 @@
 //! commit), which is what lets one SQLite writer keep up with many senders: the cost of a
 //! commit is paid once per group, not per sample or per request.
 
+pub mod bodies;
 pub mod chunk;
 pub mod codec;
 pub mod head;
+pub mod recent;
 mod writer;
 
 use std::ops::Range;
@@ -78,6 +80,9 @@ pub struct MetricMetadata {
     pub unit: String,
 }
 
+/// Bytes of the newest records kept in memory for the forwarders.
+const RECENT_BYTES: usize = 64 << 20;
+
 /// A validated write, applied atomically.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
@@ -87,6 +92,22 @@ pub struct WriteBatch {
     /// Pushed groups' states written (or, with `None`, deleted) in the same transaction as
     /// the samples: `push_group` rows keyed by encoded grouping key (see `crate::push`).
     pub push_groups: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The request body this batch was decoded from, for targets that take bodies as
+    /// received (see [`ForwardTarget::as_received`]). Kept only if the whole batch is stored.
+    pub body: Option<ReceivedBody>,
+}
+
+/// A remote-write 1.0 request body as it arrived (snappy-compressed protobuf), holding only
+/// labels and samples, all of which passed validation: once the store has accepted every one
+/// of its samples, it is exactly what a target without relabeling or external labels would
+/// be sent, so such a target is sent the body itself instead of a re-encoding.
+#[derive(Debug, Clone)]
+pub struct ReceivedBody {
+    pub data: bytes::Bytes,
+    /// Samples in it.
+    pub samples: u32,
+    /// Its newest sample's timestamp (ms).
+    pub newest: i64,
 }
 
 /// What the writer did with a batch.
@@ -196,6 +217,9 @@ pub struct ForwardTarget {
     pub name: String,
     /// Most bytes of unsent records kept for it; 0 for no bound.
     pub max_backlog_bytes: u64,
+    /// Whether it is sent request bodies as received (remote write 1.0, no relabeling, no
+    /// external labels): the store then keeps those bodies until it has sent them.
+    pub as_received: bool,
 }
 
 /// State the writer shares with readers.
@@ -208,6 +232,7 @@ pub(crate) struct Shared {
     pub cursors: Arc<Mutex<std::collections::HashMap<String, i64>>>,
     /// The newest sample timestamp committed (ms).
     pub highest_ts: Arc<std::sync::atomic::AtomicI64>,
+    pub recent: Arc<Mutex<recent::Recent>>,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -217,7 +242,9 @@ pub struct Store {
     committed: watch::Receiver<i64>,
     cursors: Arc<Mutex<std::collections::HashMap<String, i64>>>,
     highest_ts: Arc<std::sync::atomic::AtomicI64>,
+    recent: Arc<Mutex<recent::Recent>>,
     db_path: std::path::PathBuf,
+    keeps_bodies: bool,
     tx: Mutex<Option<mpsc::Sender<writer::Msg>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -243,12 +270,19 @@ impl Store {
         let (committed_tx, committed) = watch::channel(0);
         let cursors = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let highest_ts = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        // Only forwarders read records back.
+        let recent = Arc::new(Mutex::new(recent::Recent::new(if targets.is_empty() {
+            0
+        } else {
+            RECENT_BYTES
+        })));
         let shared = Shared {
             head: head.clone(),
             metadata: metadata.clone(),
             committed: committed_tx,
             cursors: cursors.clone(),
             highest_ts: highest_ts.clone(),
+            recent: recent.clone(),
         };
         let w = writer::Writer::open(
             &db_path,
@@ -273,7 +307,9 @@ impl Store {
             committed,
             cursors,
             highest_ts,
+            recent,
             db_path,
+            keeps_bodies: targets.iter().any(|t| t.as_received),
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -291,6 +327,22 @@ impl Store {
     /// The newest sample timestamp committed (ms since the epoch; 0 before any).
     pub fn highest_timestamp(&self) -> i64 {
         self.highest_ts.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether ingest should hand request bodies to the store ([`WriteBatch::body`]).
+    pub fn keeps_bodies(&self) -> bool {
+        self.keeps_bodies
+    }
+
+    /// Up to `max` records after `after` from memory, if all of them are there (see
+    /// [`recent`]).
+    pub fn recent_after(
+        &self,
+        after: i64,
+        max: usize,
+        out: &mut Vec<recent::RecentRecord>,
+    ) -> bool {
+        self.recent.lock().after(after, max, out)
     }
 
     /// A forward target's cursor: the last record its receiver acknowledged.

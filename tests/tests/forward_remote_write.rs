@@ -1,6 +1,8 @@
 //! Forwarding to a real Prometheus 2.42 receiver: everything written into promgate arrives
 //! with the same labels plus the external labels and the same values, also across a receiver
-//! outage and a SIGKILL of promgate with a backlog queued.
+//! outage and a SIGKILL of promgate with a backlog queued. Both ways of sending are covered:
+//! re-encoded from the record log (a target with external labels), and request bodies sent
+//! as received (a target without relabeling or external labels).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -80,10 +82,22 @@ impl Drop for Receiver {
     }
 }
 
-fn config(receiver: &Receiver) -> String {
+/// How promgate forwards in a test.
+#[derive(Clone, Copy, PartialEq)]
+enum Way {
+    /// With external labels: every record re-encoded.
+    Encoded,
+    /// Without relabeling or external labels: request bodies as received where kept.
+    AsReceived,
+}
+
+fn config(receiver: &Receiver, way: Way) -> String {
+    let external = match way {
+        Way::Encoded => "external_labels:\n  cluster: eu-1\n  venue: overridden-never\n",
+        Way::AsReceived => "",
+    };
     format!(
-        "external_labels:\n  cluster: eu-1\n  venue: overridden-never\n\
-         remote_write:\n  - url: {}/api/v1/write\n    name: prom\n    \
+        "{external}remote_write:\n  - url: {}/api/v1/write\n    name: prom\n    \
          queue_config:\n      min_backoff: 50ms\n      max_backoff: 500ms\n",
         receiver.url()
     )
@@ -111,10 +125,12 @@ fn write(pg: &Promgate, round: usize, series_count: usize, t: i64) {
 }
 
 /// What promgate stored, with the external labels added, keyed by label set.
-fn expected(pg: &Promgate) -> BTreeMap<String, Vec<(i64, f64)>> {
+fn expected(pg: &Promgate, way: Way) -> BTreeMap<String, Vec<(i64, f64)>> {
     let mut out = BTreeMap::new();
     for mut s in pg.export("fwd_pnl", None, false).expect("export") {
-        s.metric.insert("cluster".into(), "eu-1".into());
+        if way == Way::Encoded {
+            s.metric.insert("cluster".into(), "eu-1".into());
+        }
         let points = s
             .timestamps
             .iter()
@@ -146,12 +162,12 @@ fn forwards_everything_with_external_labels() {
     let rdir = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(rdir.path(), free_port());
     let data = tempfile::tempdir().expect("tempdir");
-    let pg = Promgate::start(data.path(), &config(&receiver));
+    let pg = Promgate::start(data.path(), &config(&receiver, Way::Encoded));
     let t0 = now_ms() - 60_000;
     for round in 0..5 {
         write(&pg, round, 50, t0 + round as i64 * 10_000);
     }
-    let want = expected(&pg);
+    let want = expected(&pg, Way::Encoded);
     assert_eq!(want.len(), 50);
     assert!(
         want.keys()
@@ -201,12 +217,95 @@ fn forwards_everything_with_external_labels() {
     assert_eq!(v["data"][0]["protobuf_message"], "prometheus.WriteRequest");
 }
 
+/// The counter of requests sent as received.
+fn as_received(pg: &Promgate, receiver: &Receiver) -> f64 {
+    let name = format!(
+        "promgate_forward_requests_as_received_total{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
+        receiver.url()
+    );
+    http::metric_value(&pg.metrics(), &name).unwrap_or(0.0)
+}
+
+#[test]
+fn bodies_as_received_arrive_and_partly_stored_requests_are_encoded() {
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(rdir.path(), free_port());
+    let data = tempfile::tempdir().expect("tempdir");
+    let pg = Promgate::start(data.path(), &config(&receiver, Way::AsReceived));
+    let t0 = now_ms() - 60_000;
+    for round in 0..3 {
+        write(&pg, round, 30, t0 + round as i64 * 10_000);
+    }
+    // Stored in part: one series has an invalid label name, one sample is out of order.
+    let bad = WriteRequest {
+        timeseries: vec![
+            series(
+                labels(&[
+                    ("__name__", "fwd_pnl"),
+                    ("strategy", "late"),
+                    ("venue", "x"),
+                ]),
+                &[(t0 + 40_000, 1.5)],
+            ),
+            series(
+                labels(&[("__name__", "fwd_pnl"), ("0bad", "y"), ("venue", "x")]),
+                &[(t0 + 40_000, 2.5)],
+            ),
+            series(
+                labels(&[
+                    ("__name__", "fwd_pnl"),
+                    ("strategy", "s1"),
+                    ("venue", "binance"),
+                ]),
+                &[(t0, 3.5)],
+            ),
+        ],
+        metadata: vec![],
+    };
+    let r = http::post_rw_v1(&pg.write_url(), encode_v1(&bad)).expect("write");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // An identical retry of a stored request: nothing new is stored.
+    write(&pg, 2, 30, t0 + 20_000);
+    write(&pg, 3, 30, t0 + 30_000);
+    let want = expected(&pg, Way::AsReceived);
+    assert_eq!(want.len(), 31);
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 121);
+    eventually(Duration::from_secs(30), || {
+        let got = received(&receiver)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} series match",
+                got.iter().filter(|(k, v)| want.get(*k) == Some(v)).count(),
+                want.len()
+            ))
+        }
+    });
+    // The four requests stored whole went as received; the other two were re-encoded.
+    assert_eq!(as_received(&pg, &receiver), 4.0);
+    let sent = format!(
+        "prometheus_remote_storage_samples_total{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
+        receiver.url()
+    );
+    assert_eq!(http::metric_value(&pg.metrics(), &sent), Some(121.0));
+}
+
 #[test]
 fn an_outage_and_a_crash_lose_nothing() {
+    outage_and_crash(Way::Encoded);
+}
+
+#[test]
+fn an_outage_and_a_crash_lose_nothing_as_received() {
+    outage_and_crash(Way::AsReceived);
+}
+
+fn outage_and_crash(way: Way) {
     let rdir = tempfile::tempdir().expect("tempdir");
     let mut receiver = Receiver::start(rdir.path(), free_port());
     let data = tempfile::tempdir().expect("tempdir");
-    let mut pg = Promgate::start(data.path(), &config(&receiver));
+    let mut pg = Promgate::start(data.path(), &config(&receiver, way));
     let t0 = now_ms() - 120_000;
     write(&pg, 0, 20, t0);
     eventually(Duration::from_secs(30), || {
@@ -231,7 +330,7 @@ fn an_outage_and_a_crash_lose_nothing() {
         }
         std::thread::sleep(Duration::from_millis(1000));
     }
-    let want = expected(&pg);
+    let want = expected(&pg, way);
     assert_eq!(want.values().map(Vec::len).sum::<usize>(), 20 * round);
     receiver.up();
     eventually(Duration::from_secs(60), || {
@@ -246,6 +345,10 @@ fn an_outage_and_a_crash_lose_nothing() {
             ))
         }
     });
+    if way == Way::AsReceived {
+        // The backlog from before the crash too: its bodies were kept in the database.
+        assert!(as_received(&pg, &receiver) > 0.0);
+    }
     let metrics = pg.metrics();
     assert!(
         !metrics.lines().any(

@@ -7,10 +7,14 @@ use rules_engine::Labels;
 
 use super::*;
 use crate::config::StorageConfig;
-use crate::store::{Entry, ForwardTarget, StoreMetrics, Target, WriteBatch};
+use crate::store::{Entry, ForwardTarget, ReceivedBody, StoreMetrics, Target, WriteBatch};
 use crate::validate::LimitsConfig;
 
 fn store(dir: &std::path::Path) -> Arc<Store> {
+    store_with(dir, false)
+}
+
+fn store_with(dir: &std::path::Path, as_received: bool) -> Arc<Store> {
     let cfg = StorageConfig {
         path: dir.to_path_buf(),
         ..StorageConfig::default()
@@ -19,6 +23,7 @@ fn store(dir: &std::path::Path) -> Arc<Store> {
     let target = ForwardTarget {
         name: "t".into(),
         max_backlog_bytes: 0,
+        as_received,
     };
     Arc::new(
         Store::open(
@@ -167,4 +172,177 @@ fn chunks_stop_at_the_sample_bound_on_a_record_boundary() {
     assert_eq!(second.last_seq, 4);
     let third = b.build(second.last_seq).unwrap().unwrap();
     assert_eq!(third.last_seq, 5);
+}
+
+/// A remote-write 1.0 body of `series` series × one sample at `t`, and its batch carrying it.
+fn received(series: usize, t: i64, value: f64) -> (Bytes, WriteBatch) {
+    let mut req = v1::WriteRequest::default();
+    let mut b = WriteBatch::default();
+    for i in 0..series {
+        let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]).unwrap();
+        req.timeseries.push(v1::TimeSeries {
+            labels: l
+                .iter()
+                .map(|l| v1::Label {
+                    name: l.name.to_string(),
+                    value: l.value.to_string(),
+                })
+                .collect(),
+            samples: vec![v1::Sample {
+                value,
+                timestamp: t,
+            }],
+            ..Default::default()
+        });
+        let start = b.samples.len() as u32;
+        b.samples.push(Sample::new(t, value));
+        b.entries.push(Entry {
+            target: Target::New(l.clone(), crate::store::head::SeriesKey::of(&l)),
+            samples: start..b.samples.len() as u32,
+        });
+    }
+    let body = Bytes::from(
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap(),
+    );
+    b.body = Some(ReceivedBody {
+        data: body.clone(),
+        samples: series as u32,
+        newest: t,
+    });
+    (body, b)
+}
+
+const PLAIN: &str = "url: http://127.0.0.1:1/api/v1/write\nname: t\nqueue_config: {max_samples_per_send: 10, max_shards: 4}\n";
+
+#[test]
+fn bodies_go_as_received_and_other_records_are_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), true);
+    let (a, batch) = received(3, 10_000, 1.0);
+    store.write_blocking(batch).unwrap();
+    write(&store, 2, 1, 10_001); // no body: a rule's output, say
+    let (c, batch) = received(3, 10_002, 2.0);
+    store.write_blocking(batch).unwrap();
+    // Stored only in part (the samples at 10_002 are there already): its body is not kept.
+    let (_, batch) = received(4, 10_002, 2.0);
+    store.write_blocking(batch).unwrap();
+
+    let check = |store: &Arc<Store>| {
+        let mut b = builder(store, PLAIN);
+        let first = b.build(0).unwrap().unwrap();
+        assert!(first.as_received);
+        assert_eq!(
+            first.last_seq, 1,
+            "a chunk does not mix bodies and encoded records"
+        );
+        assert_eq!(first.shards.len(), 1);
+        assert_eq!(first.shards[0][0].body, a);
+        assert_eq!(first.shards[0][0].samples, 3);
+        assert_eq!(first.shards[0][0].newest, 10_000);
+        let second = b.build(1).unwrap().unwrap();
+        assert!(!second.as_received);
+        assert_eq!(second.last_seq, 2);
+        let third = b.build(2).unwrap().unwrap();
+        assert!(third.as_received);
+        assert_eq!(third.last_seq, 3);
+        assert_eq!(third.shards[0][0].body, c);
+        let fourth = b.build(3).unwrap().unwrap();
+        assert!(!fourth.as_received);
+        assert_eq!(fourth.last_seq, 4);
+        // Only the sample not stored before is in it.
+        let sent = decode(&fourth, 10);
+        assert_eq!(sent.iter().map(|s| s.len()).sum::<usize>(), 1);
+        assert!(b.build(4).unwrap().is_none());
+
+        // A target that relabels re-encodes everything: the same series and samples.
+        let mut r = builder(
+            store,
+            &format!(
+                "{PLAIN}write_relabel_configs:\n- {{source_labels: [i], regex: x, action: drop}}\n"
+            ),
+        );
+        let chunk = r.build(0).unwrap().unwrap();
+        assert!(!chunk.as_received);
+        assert_eq!(chunk.last_seq, 4);
+        let mut want: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        for c in [&first, &second, &third, &fourth] {
+            for shard in decode(c, 10) {
+                for (k, v) in shard {
+                    want.entry(k).or_default().extend(v);
+                }
+            }
+        }
+        let mut got: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+        for shard in decode(&chunk, 10) {
+            for (k, v) in shard {
+                got.entry(k).or_default().extend(v);
+            }
+        }
+        assert_eq!(got, want);
+    };
+    // From memory, then (after a restart) from the database.
+    check(&store);
+    drop(store);
+    check(&store_with(dir.path(), true));
+}
+
+#[test]
+fn bodies_are_kept_only_until_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), true);
+    for r in 0..3 {
+        let (_, batch) = received(2, 10_000 + r, 1.0);
+        store.write_blocking(batch).unwrap();
+    }
+    let rows = |dir: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(dir.join("promgate.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM log_body", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(dir.path()), 3);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(store.set_cursor("t", 2)).unwrap();
+    assert_eq!(rows(dir.path()), 1);
+    drop(store);
+    // Without a target sent bodies as received, none is kept.
+    let store = store_with(dir.path(), false);
+    assert_eq!(rows(dir.path()), 0);
+    assert!(!store.keeps_bodies());
+}
+
+#[test]
+fn record_numbers_keep_growing_after_retention_emptied_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    write(&store, 2, 1, 10_000);
+    write(&store, 2, 1, 10_001);
+    assert_eq!(*store.committed().borrow(), 2);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(store.set_cursor("t", 2)).unwrap();
+    // Everything is older than the cutoff and sent: the log is emptied.
+    let stats = rt.block_on(store.apply_retention(1_000_000)).unwrap();
+    assert_eq!(stats.records_deleted, 2);
+    write(&store, 2, 1, 2_000_000);
+    assert_eq!(
+        *store.committed().borrow(),
+        3,
+        "a record number is never reused"
+    );
+    drop(store);
+    let store = self::store(dir.path());
+    assert_eq!(*store.committed().borrow(), 3);
+    rt.block_on(store.set_cursor("t", 3)).unwrap();
+    rt.block_on(store.apply_retention(3_000_000)).unwrap();
+    drop(store);
+    let store = self::store(dir.path());
+    assert_eq!(*store.committed().borrow(), 3);
+    write(&store, 2, 1, 4_000_000);
+    assert_eq!(*store.committed().borrow(), 4);
 }

@@ -27,7 +27,7 @@ use super::body::{FramingError, Protocol, decompress_snappy, negotiate, read_cap
 use super::decode::{Decoded, MetadataType, decode_v1, decode_v2, labels_as_str};
 use crate::app::AppState;
 use crate::store::head::{Head, SeriesKey, series_key};
-use crate::store::{Entry, MetricMetadata, Target, WriteBatch, WriteOutcome};
+use crate::store::{Entry, MetricMetadata, ReceivedBody, Target, WriteBatch, WriteOutcome};
 use crate::validate::{
     LimitsConfig, LintMode, Reason, Rejections, check_labels, describe_pairs, lint_metric_name,
 };
@@ -308,7 +308,29 @@ async fn handle(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let retention_ms = state.config.storage.retention.as_millis() as i64;
-    let prepared = prepare(&decoded, store.head(), limits, now_ms, retention_ms);
+    let mut prepared = prepare(&decoded, store.head(), limits, now_ms, retention_ms);
+    // A 1.0 body of labels and samples only, all of which passed: the store keeps it for the
+    // targets sent bodies as received, if it also stores every sample.
+    if protocol == Protocol::V1
+        && store.keeps_bodies()
+        && prepared.rejected.is_empty()
+        && decoded.metadata.is_empty()
+        && prepared.batch.entries.len() == decoded.series.len()
+        && prepared.batch.samples.len() == n
+        && let Ok(samples) = u32::try_from(n)
+    {
+        prepared.batch.body = Some(ReceivedBody {
+            data: compressed.clone(),
+            samples,
+            newest: prepared
+                .batch
+                .samples
+                .iter()
+                .map(|s| s.t.0)
+                .max()
+                .unwrap_or(0),
+        });
+    }
     if prepared.lint_violations > 0 {
         state
             .ingest

@@ -297,6 +297,7 @@ fn open_targets(dir: &std::path::Path, now_ms: i64, targets: &[(&str, u64)]) -> 
         .map(|(n, b)| ForwardTarget {
             name: n.to_string(),
             max_backlog_bytes: *b,
+            as_received: false,
         })
         .collect();
     let metrics = StoreMetrics::register(&mut Registry::default());

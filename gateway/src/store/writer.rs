@@ -16,8 +16,10 @@ use rules_engine::Sample;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::bodies::encode_body;
 use super::codec::{self, encode_entry};
 use super::head::{Head, MemSeries, SeriesId, SeriesKey};
+use super::recent::{Recent, RecentRecord};
 use super::{
     ForwardTarget, MetricMetadata, RetentionStats, Shared, StoreError, StoreMetrics, Target,
     WriteBatch, WriteOutcome,
@@ -62,6 +64,16 @@ pub struct Writer {
     highest_ts: Arc<std::sync::atomic::AtomicI64>,
     /// Backlog budget per forward target (bytes; 0 for none).
     budgets: HashMap<String, u64>,
+    /// The targets sent request bodies as received: while there is one, records made
+    /// entirely of such bodies keep them (`log_body`) until these targets sent them.
+    body_targets: Vec<String>,
+    /// `log_body` rows up to this record are deleted.
+    bodies_trimmed: i64,
+    recent: Arc<Mutex<Recent>>,
+    /// The newest record's `log.seq`. Assigned here rather than left to SQLite's rowid, which
+    /// restarts from the largest remaining one once retention emptied the table (and would
+    /// then fall behind the forward cursors).
+    last_seq: i64,
     limits: Arc<LimitsConfig>,
     metrics: StoreMetrics,
     next_id: SeriesId,
@@ -104,12 +116,21 @@ impl Writer {
                 .iter()
                 .map(|t| (t.name.clone(), t.max_backlog_bytes))
                 .collect(),
+            body_targets: targets
+                .iter()
+                .filter(|t| t.as_received)
+                .map(|t| t.name.clone())
+                .collect(),
+            bodies_trimmed: 0,
+            recent: shared.recent,
+            last_seq: 0,
             limits,
             metrics,
             next_id: 1,
             last_size_check: Instant::now(),
         };
         w.load_cursors(targets)?;
+        w.trim_bodies()?;
         w.load(cutoff_ms)?;
         w.refresh_size();
         Ok(w)
@@ -119,9 +140,14 @@ impl Writer {
     /// at the newest record: it gets what is written from now on, not the whole window.
     /// Cursors of targets no longer configured are deleted, so they hold nothing back.
     fn load_cursors(&mut self, targets: &[ForwardTarget]) -> Result<(), StoreError> {
-        let newest: i64 =
-            self.conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
+        let newest: i64 = self.conn.query_row(
+            "SELECT max((SELECT COALESCE(MAX(seq), 0) FROM log), \
+                        (SELECT COALESCE(MAX(seq), 0) FROM forward_cursor), \
+                        (SELECT COALESCE(MAX(value), 0) FROM meta WHERE key = 'last_log_seq'))",
+            [],
+            |r| r.get(0),
+        )?;
+        self.last_seq = newest;
         self.committed.send_replace(newest);
         let tx = self.conn.transaction()?;
         let mut cursors = HashMap::new();
@@ -172,9 +198,34 @@ impl Writer {
                  ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
             )?
             .execute(params![name, seq])?;
-        let mut cursors = self.cursors.lock();
-        let c = cursors.entry(name.to_string()).or_insert(seq);
-        *c = (*c).max(seq);
+        {
+            let mut cursors = self.cursors.lock();
+            let c = cursors.entry(name.to_string()).or_insert(seq);
+            *c = (*c).max(seq);
+        }
+        if self.body_targets.iter().any(|t| t == name) {
+            self.trim_bodies()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the request bodies every target sent bodies as received has sent (all of
+    /// them when there is no such target any more).
+    fn trim_bodies(&mut self) -> Result<(), StoreError> {
+        let upto = {
+            let cursors = self.cursors.lock();
+            self.body_targets
+                .iter()
+                .map(|t| cursors.get(t).copied().unwrap_or(0))
+                .min()
+                .unwrap_or(i64::MAX)
+        };
+        if upto > self.bodies_trimmed {
+            self.conn
+                .prepare_cached("DELETE FROM log_body WHERE seq <= ?1")?
+                .execute([upto])?;
+            self.bodies_trimmed = upto;
+        }
         Ok(())
     }
 
@@ -348,6 +399,8 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(group.len());
         let mut record = Vec::new();
         let mut ts_range = (i64::MAX, i64::MIN);
+        // The record's request bodies, while every entry so far came from one.
+        let mut bodies = (!self.body_targets.is_empty()).then(Vec::new);
         // Replies are held until the group is committed or undone, so no caller observes the
         // head between a failure and its undo.
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
@@ -355,15 +408,50 @@ impl Writer {
 
         let result = (|| -> Result<(), StoreError> {
             self.conn.execute_batch("BEGIN")?;
-            for batch in batches {
+            for mut batch in batches {
+                let body = batch.body.take();
+                let first = touched.len();
+                // A batch stored whole writes one record entry per non-empty entry.
+                let (entries, samples) = batch
+                    .entries
+                    .iter()
+                    .filter(|e| !e.samples.is_empty())
+                    .fold((0, 0u64), |(n, s), e| (n + 1, s + e.samples.len() as u64));
                 let out = self.apply(batch, &mut undo, &mut touched, &mut record, &mut ts_range)?;
+                if entries > 0
+                    && let Some(blob) = &mut bodies
+                {
+                    match body {
+                        Some(b)
+                            if u64::from(b.samples) == samples
+                                && out.accepted == samples
+                                && out.unchanged == 0
+                                && out.rejected.is_empty() =>
+                        {
+                            let ids: Vec<u64> = touched[first..].iter().map(|s| s.id).collect();
+                            encode_body(blob, &ids, &b)
+                        }
+                        _ => bodies = None,
+                    }
+                }
                 outcomes.push(out);
             }
             if !record.is_empty() {
+                let s = self.last_seq + 1;
                 self.conn
-                    .prepare_cached("INSERT INTO log (min_ts, max_ts, data) VALUES (?1, ?2, ?3)")?
-                    .execute(params![ts_range.0, ts_range.1, record])?;
-                seq = Some(self.conn.last_insert_rowid());
+                    .prepare_cached(
+                        "INSERT INTO log (seq, min_ts, max_ts, data) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![s, ts_range.0, ts_range.1, record])?;
+                seq = Some(s);
+                if bodies.as_ref().is_some_and(Vec::is_empty) {
+                    bodies = None;
+                }
+                if let Some(blob) = &bodies {
+                    self.conn
+                        .prepare_cached("INSERT INTO log_body (seq, data) VALUES (?1, ?2)")?
+                        .execute(params![s, blob])?;
+                }
             }
             if self.next_id != next_id_before {
                 self.conn
@@ -379,9 +467,16 @@ impl Writer {
         match result {
             Ok(()) => {
                 if let Some(seq) = seq {
+                    self.last_seq = seq;
                     for s in &touched {
                         s.set_last_seq(seq);
                     }
+                    // Before `committed` moves, so a forwarder woken by it finds the record.
+                    self.recent.lock().push(RecentRecord {
+                        seq,
+                        data: record.into(),
+                        bodies: bodies.map(Into::into),
+                    });
                     self.highest_ts
                         .fetch_max(ts_range.1, std::sync::atomic::Ordering::AcqRel);
                     self.committed.send_replace(seq);
@@ -662,6 +757,11 @@ impl Writer {
             }
         }
         let tx = self.conn.transaction()?;
+        // The sequence survives the table emptying (see `last_seq`).
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_log_seq', ?1)",
+            [self.last_seq],
+        )?;
         stats.records_deleted = tx.execute(
             "DELETE FROM log WHERE max_ts < ?1 AND seq <= ?2",
             [cutoff_ms, min_cursor],
@@ -706,9 +806,12 @@ impl Writer {
             let Some(cursor) = self.cursors.lock().get(&name).copied() else {
                 continue;
             };
+            // Request bodies are kept for (and count against) the targets sent them.
+            let bodies = i64::from(self.body_targets.contains(&name));
             let backlog: i64 = self.conn.query_row(
-                "SELECT COALESCE(SUM(length(data)), 0) FROM log WHERE seq > ?1",
-                [cursor],
+                "SELECT (SELECT COALESCE(SUM(length(data)), 0) FROM log WHERE seq > ?1) \
+                      + ?2 * (SELECT COALESCE(SUM(length(data)), 0) FROM log_body WHERE seq > ?1)",
+                [cursor, bodies],
                 |r| r.get(0),
             )?;
             let mut excess = backlog - budget as i64;
@@ -717,14 +820,15 @@ impl Writer {
             }
             let (mut new_cursor, mut samples) = (cursor, 0u64);
             {
-                let mut stmt = self
-                    .conn
-                    .prepare("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq")?;
-                let mut rows = stmt.query([cursor])?;
+                let mut stmt = self.conn.prepare(
+                    "SELECT seq, data, ?2 * COALESCE((SELECT length(data) FROM log_body b \
+                     WHERE b.seq = log.seq), 0) FROM log WHERE seq > ?1 ORDER BY seq",
+                )?;
+                let mut rows = stmt.query([cursor, bodies])?;
                 while excess > 0 {
                     let Some(row) = rows.next()? else { break };
                     let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                    excess -= data.len() as i64;
+                    excess -= data.len() as i64 + row.get::<_, i64>(2)?;
                     codec::decode_record(data, |_, s| samples += s.len() as u64)?;
                     new_cursor = row.get(0)?;
                 }

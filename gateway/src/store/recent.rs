@@ -1,0 +1,113 @@
+//! The newest committed records, kept in memory (up to a byte budget) so that a forwarder
+//! keeping up with ingest reads them here rather than back from SQLite, and sends request
+//! bodies kept as received without copying them. A forwarder further behind reads SQLite.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// A committed record: its `log` data and its `log_body` bodies, if any.
+#[derive(Debug, Clone)]
+pub struct RecentRecord {
+    pub seq: i64,
+    pub data: Bytes,
+    pub bodies: Option<Bytes>,
+}
+
+/// Records in commit order, with consecutive sequence numbers.
+#[derive(Debug)]
+pub struct Recent {
+    records: VecDeque<RecentRecord>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Recent {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            records: VecDeque::new(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn size(r: &RecentRecord) -> usize {
+        r.data.len() + r.bodies.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// Adds the record just committed (its seq follows the previous one's), dropping the
+    /// oldest past the budget.
+    pub fn push(&mut self, record: RecentRecord) {
+        if self
+            .records
+            .back()
+            .is_some_and(|last| last.seq + 1 != record.seq)
+        {
+            self.records.clear();
+            self.bytes = 0;
+        }
+        self.bytes += Self::size(&record);
+        self.records.push_back(record);
+        while self.bytes > self.budget {
+            let Some(old) = self.records.pop_front() else {
+                break;
+            };
+            self.bytes -= Self::size(&old);
+        }
+    }
+
+    /// Appends to `out` up to `max` records after `after` and returns true, if every record
+    /// after `after` is here; false if some must be read from the database.
+    pub fn after(&self, after: i64, max: usize, out: &mut Vec<RecentRecord>) -> bool {
+        let Some(front) = self.records.front() else {
+            return false;
+        };
+        let Some(skip) = after
+            .checked_add(1)
+            .and_then(|next| next.checked_sub(front.seq))
+            .and_then(|d| usize::try_from(d).ok())
+        else {
+            return false;
+        };
+        out.extend(self.records.iter().skip(skip).take(max).cloned());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(seq: i64, len: usize) -> RecentRecord {
+        RecentRecord {
+            seq,
+            data: Bytes::from(vec![0; len]),
+            bodies: None,
+        }
+    }
+
+    fn seqs(r: &Recent, after: i64, max: usize) -> Option<Vec<i64>> {
+        let mut out = Vec::new();
+        r.after(after, max, &mut out)
+            .then(|| out.iter().map(|r| r.seq).collect())
+    }
+
+    #[test]
+    fn serves_only_what_it_holds_whole() {
+        let mut r = Recent::new(100);
+        assert_eq!(seqs(&r, 0, 10), None);
+        for seq in 1..=5 {
+            r.push(rec(seq, 30));
+        }
+        // 150 bytes pushed, budget 100: records 1 and 2 are gone.
+        assert_eq!(seqs(&r, 1, 10), None);
+        assert_eq!(seqs(&r, 2, 10), Some(vec![3, 4, 5]));
+        assert_eq!(seqs(&r, 3, 1), Some(vec![4]));
+        assert_eq!(seqs(&r, 5, 10), Some(vec![]));
+        assert_eq!(seqs(&r, 9, 10), Some(vec![]));
+        // A gap (a sequence not following on) starts over.
+        r.push(rec(8, 10));
+        assert_eq!(seqs(&r, 5, 10), None);
+        assert_eq!(seqs(&r, 7, 10), Some(vec![8]));
+    }
+}
