@@ -271,30 +271,23 @@ impl ChunkBuilder {
         (q.capacity.max(q.max_samples_per_send) * q.max_shards).clamp(1, CHUNK_SAMPLES_CAP)
     }
 
-    /// Reads records after `after` from the database: at most [`READ_BATCH`], and stops
-    /// after [`READ_BYTES`].
+    /// Reads records after `after` from the database (without request bodies, which only
+    /// memory holds): at most [`READ_BATCH`], and stops after [`READ_BYTES`].
     fn read_records(&mut self, after: i64, out: &mut Vec<RecentRecord>) -> Result<(), StoreError> {
-        let mut stmt = self.reader.prepare_cached(if self.as_received {
-            "SELECT seq, data, (SELECT data FROM log_body b WHERE b.seq = log.seq) \
-             FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-        } else {
-            "SELECT seq, data, NULL FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-        })?;
+        let mut stmt = self
+            .reader
+            .prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let mut rows = stmt.query([after, READ_BATCH as i64])?;
         let mut bytes = 0;
         while bytes < READ_BYTES
             && let Some(row) = rows.next()?
         {
             let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            let bodies = row
-                .get_ref(2)?
-                .as_blob_or_null()
-                .map_err(rusqlite::Error::from)?;
-            bytes += data.len() + bodies.map_or(0, <[u8]>::len);
+            bytes += data.len();
             out.push(RecentRecord {
                 seq: row.get(0)?,
                 data: Bytes::copy_from_slice(data),
-                bodies: bodies.map(Bytes::copy_from_slice),
+                bodies: None,
             });
         }
         Ok(())

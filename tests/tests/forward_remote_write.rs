@@ -346,7 +346,8 @@ fn outage_and_crash(way: Way) {
         }
     });
     if way == Way::AsReceived {
-        // The backlog from before the crash too: its bodies were kept in the database.
+        // The backlog from before the crash went re-encoded from the log (bodies are kept in
+        // memory only); what was written after the restart went as received.
         assert!(as_received(&pg, &receiver) > 0.0);
     }
     let metrics = pg.metrics();

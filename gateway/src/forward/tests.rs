@@ -216,6 +216,19 @@ fn received(series: usize, t: i64, value: f64) -> (Bytes, WriteBatch) {
 
 const PLAIN: &str = "url: http://127.0.0.1:1/api/v1/write\nname: t\nqueue_config: {max_samples_per_send: 10, max_shards: 4}\n";
 
+/// Every (series, samples) a chunk sends, merged across its shards.
+fn contents(chunks: &[&Chunk]) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let mut all: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for c in chunks {
+        for shard in decode(c, 10) {
+            for (k, v) in shard {
+                all.entry(k).or_default().extend(v);
+            }
+        }
+    }
+    all
+}
+
 #[test]
 fn bodies_go_as_received_and_other_records_are_encoded() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,90 +242,52 @@ fn bodies_go_as_received_and_other_records_are_encoded() {
     let (_, batch) = received(4, 10_002, 2.0);
     store.write_blocking(batch).unwrap();
 
-    let check = |store: &Arc<Store>| {
-        let mut b = builder(store, PLAIN);
-        let first = b.build(0).unwrap().unwrap();
-        assert!(first.as_received);
-        assert_eq!(
-            first.last_seq, 1,
-            "a chunk does not mix bodies and encoded records"
-        );
-        assert_eq!(first.shards.len(), 1);
-        assert_eq!(first.shards[0][0].body, a);
-        assert_eq!(first.shards[0][0].samples, 3);
-        assert_eq!(first.shards[0][0].newest, 10_000);
-        let second = b.build(1).unwrap().unwrap();
-        assert!(!second.as_received);
-        assert_eq!(second.last_seq, 2);
-        let third = b.build(2).unwrap().unwrap();
-        assert!(third.as_received);
-        assert_eq!(third.last_seq, 3);
-        assert_eq!(third.shards[0][0].body, c);
-        let fourth = b.build(3).unwrap().unwrap();
-        assert!(!fourth.as_received);
-        assert_eq!(fourth.last_seq, 4);
-        // Only the sample not stored before is in it.
-        let sent = decode(&fourth, 10);
-        assert_eq!(sent.iter().map(|s| s.len()).sum::<usize>(), 1);
-        assert!(b.build(4).unwrap().is_none());
+    let mut b = builder(&store, PLAIN);
+    let first = b.build(0).unwrap().unwrap();
+    assert!(first.as_received);
+    assert_eq!(
+        first.last_seq, 1,
+        "a chunk does not mix bodies and encoded records"
+    );
+    assert_eq!(first.shards.len(), 1);
+    assert_eq!(first.shards[0][0].body, a);
+    assert_eq!(first.shards[0][0].samples, 3);
+    assert_eq!(first.shards[0][0].newest, 10_000);
+    let second = b.build(1).unwrap().unwrap();
+    assert!(!second.as_received);
+    assert_eq!(second.last_seq, 2);
+    let third = b.build(2).unwrap().unwrap();
+    assert!(third.as_received);
+    assert_eq!(third.last_seq, 3);
+    assert_eq!(third.shards[0][0].body, c);
+    let fourth = b.build(3).unwrap().unwrap();
+    assert!(!fourth.as_received);
+    assert_eq!(fourth.last_seq, 4);
+    // Only the sample not stored before is in it.
+    assert_eq!(contents(&[&fourth]).len(), 1);
+    assert!(b.build(4).unwrap().is_none());
+    let sent = contents(&[&first, &second, &third, &fourth]);
 
-        // A target that relabels re-encodes everything: the same series and samples.
-        let mut r = builder(
-            store,
-            &format!(
-                "{PLAIN}write_relabel_configs:\n- {{source_labels: [i], regex: x, action: drop}}\n"
-            ),
-        );
-        let chunk = r.build(0).unwrap().unwrap();
-        assert!(!chunk.as_received);
-        assert_eq!(chunk.last_seq, 4);
-        let mut want: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-        for c in [&first, &second, &third, &fourth] {
-            for shard in decode(c, 10) {
-                for (k, v) in shard {
-                    want.entry(k).or_default().extend(v);
-                }
-            }
-        }
-        let mut got: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
-        for shard in decode(&chunk, 10) {
-            for (k, v) in shard {
-                got.entry(k).or_default().extend(v);
-            }
-        }
-        assert_eq!(got, want);
-    };
-    // From memory, then (after a restart) from the database.
-    check(&store);
-    drop(store);
-    check(&store_with(dir.path(), true));
-}
+    // A target that relabels re-encodes everything: the same series and samples.
+    let mut r = builder(
+        &store,
+        &format!(
+            "{PLAIN}write_relabel_configs:\n- {{source_labels: [i], regex: x, action: drop}}\n"
+        ),
+    );
+    let chunk = r.build(0).unwrap().unwrap();
+    assert!(!chunk.as_received);
+    assert_eq!(chunk.last_seq, 4);
+    assert_eq!(contents(&[&chunk]), sent);
 
-#[test]
-fn bodies_are_kept_only_until_sent() {
-    let dir = tempfile::tempdir().unwrap();
+    // Bodies live in memory only: after a restart everything is re-encoded from the log.
+    drop((b, r, store));
     let store = store_with(dir.path(), true);
-    for r in 0..3 {
-        let (_, batch) = received(2, 10_000 + r, 1.0);
-        store.write_blocking(batch).unwrap();
-    }
-    let rows = |dir: &std::path::Path| -> i64 {
-        rusqlite::Connection::open(dir.join("promgate.db"))
-            .unwrap()
-            .query_row("SELECT count(*) FROM log_body", [], |r| r.get(0))
-            .unwrap()
-    };
-    assert_eq!(rows(dir.path()), 3);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(store.set_cursor("t", 2)).unwrap();
-    assert_eq!(rows(dir.path()), 1);
-    drop(store);
-    // Without a target sent bodies as received, none is kept.
-    let store = store_with(dir.path(), false);
-    assert_eq!(rows(dir.path()), 0);
-    assert!(!store.keeps_bodies());
+    let mut b = builder(&store, PLAIN);
+    let chunk = b.build(0).unwrap().unwrap();
+    assert!(!chunk.as_received);
+    assert_eq!(chunk.last_seq, 4);
+    assert_eq!(contents(&[&chunk]), sent);
 }
 
 #[test]

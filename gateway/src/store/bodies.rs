@@ -1,17 +1,17 @@
-//! The request bodies kept with a record (`log_body` rows) for targets that are sent bodies
-//! as received (see [`super::ReceivedBody`]).
+//! The request bodies kept with a record in memory ([`super::recent`]) for targets that are
+//! sent bodies as received (see [`super::ReceivedBody`]).
 //!
-//! A record gets a `log_body` row only when every one of its entries came from such a body:
-//! a forwarder then sends the bodies instead of re-encoding the record. Each body lists the
-//! series it holds, so that a forwarder can keep each series on one connection at a time
-//! without decoding the record.
+//! A record keeps bodies only when every one of its entries came from one: a forwarder then
+//! sends the bodies instead of re-encoding the record. Each body lists the series it holds,
+//! so that a forwarder can keep each series on one connection at a time without decoding the
+//! record.
 
 use std::ops::Range;
 
 use super::ReceivedBody;
 use super::codec::{CorruptBlob, Cursor, put_varint, unzigzag, zigzag};
 
-/// Appends one body, holding samples of the series `ids`, to a `log_body` blob.
+/// Appends one body, holding samples of the series `ids`, to a record's bodies.
 pub fn encode_body(out: &mut Vec<u8>, ids: &[u64], body: &ReceivedBody) {
     put_varint(out, ids.len() as u64);
     let mut prev = 0u64;
@@ -25,7 +25,7 @@ pub fn encode_body(out: &mut Vec<u8>, ids: &[u64], body: &ReceivedBody) {
     out.extend_from_slice(&body.data);
 }
 
-/// One body of a `log_body` blob.
+/// One body of a record's bodies.
 #[derive(Debug, PartialEq)]
 pub struct BodyRef<'a> {
     /// Its series: a range of the ids [`decode_bodies`] collected.
@@ -35,7 +35,7 @@ pub struct BodyRef<'a> {
     pub data: &'a [u8],
 }
 
-/// Decodes a `log_body` blob written by [`encode_body`], appending the bodies' series to `ids`.
+/// Decodes bodies written by [`encode_body`], appending the bodies' series to `ids`.
 pub fn decode_bodies<'a>(
     blob: &'a [u8],
     ids: &mut Vec<u64>,

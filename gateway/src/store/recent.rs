@@ -1,6 +1,10 @@
 //! The newest committed records, kept in memory (up to a byte budget) so that a forwarder
-//! keeping up with ingest reads them here rather than back from SQLite, and sends request
-//! bodies kept as received without copying them. A forwarder further behind reads SQLite.
+//! keeping up with ingest reads them here rather than back from SQLite.
+//!
+//! Only here do records also hold the request bodies they were decoded from (see
+//! [`super::ReceivedBody`]): bodies are a way to send cheaply, not data, so they are not
+//! written to SQLite (which cost as much as re-encoding saves). A forwarder further behind
+//! than this budget, or after a restart, reads SQLite and re-encodes.
 
 use std::collections::VecDeque;
 

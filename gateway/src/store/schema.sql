@@ -39,11 +39,4 @@ CREATE TABLE IF NOT EXISTS push_group (
     key  BLOB PRIMARY KEY,
     data BLOB NOT NULL
 ) WITHOUT ROWID;
--- log_body: remote-write request bodies as received, kept with the record holding their
--- samples (store::bodies) until every target sent bodies as received has sent the record.
--- Added without a version bump: older binaries ignore the table.
-CREATE TABLE IF NOT EXISTS log_body (
-    seq  INTEGER PRIMARY KEY,
-    data BLOB NOT NULL
-);
 PRAGMA user_version = 2;

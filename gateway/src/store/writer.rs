@@ -64,11 +64,9 @@ pub struct Writer {
     highest_ts: Arc<std::sync::atomic::AtomicI64>,
     /// Backlog budget per forward target (bytes; 0 for none).
     budgets: HashMap<String, u64>,
-    /// The targets sent request bodies as received: while there is one, records made
-    /// entirely of such bodies keep them (`log_body`) until these targets sent them.
-    body_targets: Vec<String>,
-    /// `log_body` rows up to this record are deleted.
-    bodies_trimmed: i64,
+    /// Whether a target is sent request bodies as received: records made entirely of such
+    /// bodies then keep them in [`Recent`].
+    keep_bodies: bool,
     recent: Arc<Mutex<Recent>>,
     /// The newest record's `log.seq`. Assigned here rather than left to SQLite's rowid, which
     /// restarts from the largest remaining one once retention emptied the table (and would
@@ -116,12 +114,7 @@ impl Writer {
                 .iter()
                 .map(|t| (t.name.clone(), t.max_backlog_bytes))
                 .collect(),
-            body_targets: targets
-                .iter()
-                .filter(|t| t.as_received)
-                .map(|t| t.name.clone())
-                .collect(),
-            bodies_trimmed: 0,
+            keep_bodies: targets.iter().any(|t| t.as_received),
             recent: shared.recent,
             last_seq: 0,
             limits,
@@ -130,7 +123,6 @@ impl Writer {
             last_size_check: Instant::now(),
         };
         w.load_cursors(targets)?;
-        w.trim_bodies()?;
         w.load(cutoff_ms)?;
         w.refresh_size();
         Ok(w)
@@ -198,34 +190,9 @@ impl Writer {
                  ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
             )?
             .execute(params![name, seq])?;
-        {
-            let mut cursors = self.cursors.lock();
-            let c = cursors.entry(name.to_string()).or_insert(seq);
-            *c = (*c).max(seq);
-        }
-        if self.body_targets.iter().any(|t| t == name) {
-            self.trim_bodies()?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the request bodies every target sent bodies as received has sent (all of
-    /// them when there is no such target any more).
-    fn trim_bodies(&mut self) -> Result<(), StoreError> {
-        let upto = {
-            let cursors = self.cursors.lock();
-            self.body_targets
-                .iter()
-                .map(|t| cursors.get(t).copied().unwrap_or(0))
-                .min()
-                .unwrap_or(i64::MAX)
-        };
-        if upto > self.bodies_trimmed {
-            self.conn
-                .prepare_cached("DELETE FROM log_body WHERE seq <= ?1")?
-                .execute([upto])?;
-            self.bodies_trimmed = upto;
-        }
+        let mut cursors = self.cursors.lock();
+        let c = cursors.entry(name.to_string()).or_insert(seq);
+        *c = (*c).max(seq);
         Ok(())
     }
 
@@ -397,10 +364,19 @@ impl Writer {
         let mut undo = Vec::new();
         let mut touched = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
-        let mut record = Vec::new();
+        // Sized for the usual few bytes a sample, so the record rarely grows by copying.
+        let samples: usize = group.iter().map(|(b, _)| b.samples.len()).sum();
+        let mut record = Vec::with_capacity(samples * 4 + 64);
         let mut ts_range = (i64::MAX, i64::MIN);
         // The record's request bodies, while every entry so far came from one.
-        let mut bodies = (!self.body_targets.is_empty()).then(Vec::new);
+        let mut bodies = self.keep_bodies.then(|| {
+            let bytes = group
+                .iter()
+                .filter_map(|(b, _)| b.body.as_ref())
+                .map(|b| b.data.len() + 16 + 3 * b.samples as usize)
+                .sum();
+            Vec::with_capacity(bytes)
+        });
         // Replies are held until the group is committed or undone, so no caller observes the
         // head between a failure and its undo.
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
@@ -446,11 +422,6 @@ impl Writer {
                 seq = Some(s);
                 if bodies.as_ref().is_some_and(Vec::is_empty) {
                     bodies = None;
-                }
-                if let Some(blob) = &bodies {
-                    self.conn
-                        .prepare_cached("INSERT INTO log_body (seq, data) VALUES (?1, ?2)")?
-                        .execute(params![s, blob])?;
                 }
             }
             if self.next_id != next_id_before {
@@ -806,12 +777,9 @@ impl Writer {
             let Some(cursor) = self.cursors.lock().get(&name).copied() else {
                 continue;
             };
-            // Request bodies are kept for (and count against) the targets sent them.
-            let bodies = i64::from(self.body_targets.contains(&name));
             let backlog: i64 = self.conn.query_row(
-                "SELECT (SELECT COALESCE(SUM(length(data)), 0) FROM log WHERE seq > ?1) \
-                      + ?2 * (SELECT COALESCE(SUM(length(data)), 0) FROM log_body WHERE seq > ?1)",
-                [cursor, bodies],
+                "SELECT COALESCE(SUM(length(data)), 0) FROM log WHERE seq > ?1",
+                [cursor],
                 |r| r.get(0),
             )?;
             let mut excess = backlog - budget as i64;
@@ -820,15 +788,14 @@ impl Writer {
             }
             let (mut new_cursor, mut samples) = (cursor, 0u64);
             {
-                let mut stmt = self.conn.prepare(
-                    "SELECT seq, data, ?2 * COALESCE((SELECT length(data) FROM log_body b \
-                     WHERE b.seq = log.seq), 0) FROM log WHERE seq > ?1 ORDER BY seq",
-                )?;
-                let mut rows = stmt.query([cursor, bodies])?;
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq")?;
+                let mut rows = stmt.query([cursor])?;
                 while excess > 0 {
                     let Some(row) = rows.next()? else { break };
                     let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                    excess -= data.len() as i64 + row.get::<_, i64>(2)?;
+                    excess -= data.len() as i64;
                     codec::decode_record(data, |_, s| samples += s.len() as u64)?;
                     new_cursor = row.get(0)?;
                 }

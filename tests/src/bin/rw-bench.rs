@@ -38,7 +38,9 @@ use proto::v1::{Label, WriteRequest};
 #[command(about = "Remote-write ingest benchmark: promgate vs Prometheus 2.42 vs VictoriaMetrics")]
 struct Args {
     /// Targets, comma-separated: promgate, prometheus, vm, vmagent (forwarding to its own
-    /// VictoriaMetrics sink, verified there).
+    /// VictoriaMetrics sink, verified there), promgate-fwd (promgate forwarding to its own
+    /// VictoriaMetrics sink), promgate-fwd-encoded (the same with a no-op relabel rule, so
+    /// every request is re-encoded rather than sent as received).
     #[arg(
         long,
         default_value = "promgate,prometheus,vm,vmagent",
@@ -313,11 +315,15 @@ enum Target {
     Vmagent(Vmagent, VictoriaMetrics),
     /// promgate forwarding (remote_write) to its own VictoriaMetrics sink; verified through
     /// the sink. Only promgate's CPU is counted, until its forward cursor has caught up.
-    PromgateFwd(
-        Promgate,
-        #[allow(dead_code)] tempfile::TempDir,
-        VictoriaMetrics,
-    ),
+    /// With `encoded`, the target has a (no-op) relabel rule, so every request is re-encoded
+    /// from the record log instead of sent as received.
+    PromgateFwd {
+        pg: Promgate,
+        #[allow(dead_code)]
+        data: tempfile::TempDir,
+        sink: VictoriaMetrics,
+        encoded: bool,
+    },
 }
 
 impl Target {
@@ -335,21 +341,30 @@ impl Target {
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
                 Target::Vmagent(Vmagent::start(&sink.write_url()), sink)
             }
-            "promgate-fwd" => {
+            "promgate-fwd" | "promgate-fwd-encoded" => {
+                let encoded = name == "promgate-fwd-encoded";
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
                 let data = tempfile::tempdir().expect("tempdir");
+                let relabel = if encoded {
+                    "    write_relabel_configs:\n      - {source_labels: [__name__], regex: no_such_metric, action: drop}\n"
+                } else {
+                    ""
+                };
                 let config = format!(
-                    "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 2000\n",
+                    "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 2000\n{relabel}",
                     sink.write_url()
                 );
-                Target::PromgateFwd(
-                    Promgate::start_bin(promgate_bin, data.path(), &config),
+                Target::PromgateFwd {
+                    pg: Promgate::start_bin(promgate_bin, data.path(), &config),
                     data,
                     sink,
-                )
+                    encoded,
+                }
             }
             other => {
-                panic!("unknown target {other:?} (promgate, prometheus, vm, vmagent, promgate-fwd)")
+                panic!(
+                    "unknown target {other:?} (promgate, prometheus, vm, vmagent, promgate-fwd, promgate-fwd-encoded)"
+                )
             }
         }
     }
@@ -360,7 +375,8 @@ impl Target {
             Target::Prometheus(_) => "Prometheus 2.42",
             Target::Vm(_) => "VictoriaMetrics",
             Target::Vmagent(..) => "vmagent",
-            Target::PromgateFwd(..) => "promgate→VM",
+            Target::PromgateFwd { encoded: false, .. } => "promgate→VM",
+            Target::PromgateFwd { encoded: true, .. } => "promgate→VM (re-encoded)",
         }
     }
 
@@ -370,14 +386,14 @@ impl Target {
             Target::Prometheus(p) => p.url(),
             Target::Vm(v) => v.url(),
             Target::Vmagent(a, _) => a.url(),
-            Target::PromgateFwd(p, _, _) => p.url(),
+            Target::PromgateFwd { pg: p, .. } => p.url(),
         }
     }
 
     /// Where reads go: the target itself, or vmagent's sink.
     fn read_url(&self) -> String {
         match self {
-            Target::Vmagent(_, sink) | Target::PromgateFwd(_, _, sink) => sink.url(),
+            Target::Vmagent(_, sink) | Target::PromgateFwd { sink, .. } => sink.url(),
             other => other.url(),
         }
     }
@@ -388,7 +404,7 @@ impl Target {
             Target::Prometheus(p) => p.pid(),
             Target::Vm(v) => v.pid(),
             Target::Vmagent(a, _) => a.pid(),
-            Target::PromgateFwd(p, _, _) => p.pid(),
+            Target::PromgateFwd { pg: p, .. } => p.pid(),
         }
     }
 
@@ -415,7 +431,7 @@ impl Target {
         );
         match self {
             Target::Promgate(p, _) => p.export(&sel, Some(range), false),
-            Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd(_, _, v) => {
+            Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd { sink: v, .. } => {
                 v.export(&sel, Some(range))
             }
             Target::Prometheus(p) => {
@@ -427,7 +443,7 @@ impl Target {
 
     /// Makes written data visible to reads (VictoriaMetrics buffers for up to a second).
     fn flush(&self) {
-        if let Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd(_, _, v) = self {
+        if let Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd { sink: v, .. } = self {
             v.force_flush();
         }
     }
@@ -507,7 +523,7 @@ fn run_round(
         rt.block_on(send_all(client, &url, bodies, connections))
             .unwrap_or_else(|e| panic!("{}: {e}", target.name()));
     }
-    if let Target::PromgateFwd(p, _, _) = target {
+    if let Target::PromgateFwd { pg: p, .. } = target {
         wait_forwarded(p);
     }
     let wall = t0.elapsed();
@@ -543,7 +559,7 @@ fn wait_forwarded(p: &Promgate) {
 fn verify(target: &Target, p: &Plan) -> Result<String, String> {
     // vmagent forwards asynchronously: give it time to drain into its sink.
     let deadline = Instant::now()
-        + if matches!(target, Target::Vmagent(..) | Target::PromgateFwd(..)) {
+        + if matches!(target, Target::Vmagent(..) | Target::PromgateFwd { .. }) {
             Duration::from_secs(120)
         } else {
             Duration::ZERO
@@ -599,7 +615,7 @@ fn verify_once(target: &Target, p: &Plan) -> Result<String, String> {
         // others must be exact.
         let tolerance = if matches!(
             target,
-            Target::Vm(_) | Target::Vmagent(..) | Target::PromgateFwd(..)
+            Target::Vm(_) | Target::Vmagent(..) | Target::PromgateFwd { .. }
         ) {
             1e-11
         } else {
@@ -815,6 +831,20 @@ fn main() {
                     pg.rate / other.rate,
                     pg.per_cpu / other.per_cpu,
                     pg.per_cpu_settled / other.per_cpu_settled
+                ));
+            }
+            md.push('\n');
+        }
+        // The forwarding comparison: each promgate forwarder against vmagent.
+        if let Some(va) = summaries.iter().find(|s| s.name == "vmagent") {
+            for fwd in summaries.iter().filter(|s| s.name.starts_with("promgate→")) {
+                md.push_str(&format!(
+                    "\n{} / vmagent: {:.2}× samples/s, {:.2}× samples per CPU-s \
+                     ({:.2}× incl. 1s after)",
+                    fwd.name,
+                    fwd.rate / va.rate,
+                    fwd.per_cpu / va.per_cpu,
+                    fwd.per_cpu_settled / va.per_cpu_settled
                 ));
             }
             md.push('\n');
