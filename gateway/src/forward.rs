@@ -56,9 +56,8 @@ use prometheus_client::registry::Registry;
 use rules_engine::Sample;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::bodies::decode_bodies;
 use crate::store::codec::decode_record;
-use crate::store::recent::RecentRecord;
+use crate::store::recent::{KeptBody, RecentRecord};
 use crate::store::{Store, StoreError};
 use config::{RemoteWriteConfig, Wire};
 use send::{Request, Sender, Sent};
@@ -237,8 +236,6 @@ struct ChunkBuilder {
     flat: Vec<Sample>,
     entries: Vec<(u64, Range<usize>)>,
     by_shard: Vec<ShardBuf>,
-    /// Series of the record being placed on lanes.
-    ids: Vec<u64>,
     /// Scratch: the records of the chunk being built.
     records: Vec<RecentRecord>,
 }
@@ -318,20 +315,24 @@ impl ChunkBuilder {
         let mut received: Option<lanes::Lanes<Request>> = None;
         let mut received_samples = 0usize;
         for (n, record) in records.iter().enumerate() {
-            self.ids.clear();
-            let bodies = match &record.bodies {
-                Some(blob) if self.as_received => bodies_of(blob, &mut self.ids, per_send),
-                _ => None,
-            };
+            // Sent as received when every body fits one request.
+            let bodies = record.bodies.as_deref().filter(|b| {
+                self.as_received && b.iter().all(|k| k.body.samples as usize <= per_send)
+            });
             if n > 0 && bodies.is_some() != received.is_some() {
                 break;
             }
             last_seq = record.seq;
             if let Some(bodies) = bodies {
                 let lanes = received.get_or_insert_with(|| lanes::Lanes::new(max_shards));
-                for (ids, request) in bodies {
-                    received_samples += request.samples as usize;
-                    lanes.place(&self.ids[ids], request.samples, request);
+                for KeptBody { body, ids } in bodies {
+                    received_samples += body.samples as usize;
+                    let request = Request {
+                        body: body.data.clone(),
+                        samples: u64::from(body.samples),
+                        newest: body.newest,
+                    };
+                    lanes.place(ids, request.samples, request);
                 }
                 if received_samples >= limit {
                     break;
@@ -489,38 +490,6 @@ impl ChunkBuilder {
     }
 }
 
-/// A record's request bodies as requests (sharing `blob`'s memory), each with its series as
-/// a range of `ids`, if the record can be sent as received: every body fits one request.
-fn bodies_of(
-    blob: &Bytes,
-    ids: &mut Vec<u64>,
-    per_send: usize,
-) -> Option<Vec<(Range<usize>, Request)>> {
-    let bodies = match decode_bodies(blob, ids) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "A record's request bodies are corrupt; re-encoding the record.");
-            return None;
-        }
-    };
-    if bodies.iter().any(|b| b.samples as usize > per_send) {
-        return None;
-    }
-    Some(
-        bodies
-            .into_iter()
-            .map(|b| {
-                let request = Request {
-                    body: blob.slice_ref(b.data),
-                    samples: u64::from(b.samples),
-                    newest: b.newest,
-                };
-                (b.ids, request)
-            })
-            .collect(),
-    )
-}
-
 /// The request being built, compressed; the builder starts the next one. `raw` and
 /// `compressed` are scratch buffers kept across requests, so building a request allocates
 /// only its final body.
@@ -645,7 +614,6 @@ impl Forwarder {
             flat: Vec::new(),
             entries: Vec::new(),
             by_shard: Vec::new(),
-            ids: Vec::new(),
             records: Vec::new(),
         };
         Ok(Self {

@@ -9,7 +9,6 @@
 //! commit), which is what lets one SQLite writer keep up with many senders: the cost of a
 //! commit is paid once per group, not per sample or per request.
 
-pub mod bodies;
 pub mod chunk;
 pub mod codec;
 pub mod head;

@@ -47,6 +47,8 @@ pub struct Sender {
     cfg: Arc<RemoteWriteConfig>,
     pub queue: QueueLabels,
     client: reqwest::Client,
+    /// `cfg.url`, parsed once.
+    url: reqwest::Url,
     metrics: ForwardMetrics,
     board: StatusBoard,
     slot: usize,
@@ -75,8 +77,11 @@ impl Sender {
         let client = builder
             .build()
             .map_err(|e| format!("remote_write {}: {e}", cfg.sanitized_url()))?;
+        let url = reqwest::Url::parse(&cfg.url)
+            .map_err(|e| format!("remote_write {}: url: {e}", cfg.sanitized_url()))?;
         Ok(Self {
             cfg,
+            url,
             queue,
             client,
             metrics,
@@ -173,7 +178,7 @@ impl Sender {
         };
         let mut req = self
             .client
-            .post(&self.cfg.url)
+            .post(self.url.clone())
             .header("Content-Type", content_type)
             .header("Content-Encoding", proto::headers::ENCODING_SNAPPY)
             .header(proto::headers::VERSION, version);

@@ -7,15 +7,27 @@
 //! than this budget, or after a restart, reads SQLite and re-encodes.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// A committed record: its `log` data and its `log_body` bodies, if any.
+use super::ReceivedBody;
+
+/// A committed record: its `log` data, and the request bodies it came from when every one of
+/// its entries came from one.
 #[derive(Debug, Clone)]
 pub struct RecentRecord {
     pub seq: i64,
     pub data: Bytes,
-    pub bodies: Option<Bytes>,
+    pub bodies: Option<Arc<[KeptBody]>>,
+}
+
+/// A request body kept with its record, with the series it holds (so that a forwarder can
+/// keep each series on one connection at a time without decoding the record).
+#[derive(Debug)]
+pub struct KeptBody {
+    pub body: ReceivedBody,
+    pub ids: Box<[u64]>,
 }
 
 /// Records in commit order, with consecutive sequence numbers.
@@ -36,7 +48,10 @@ impl Recent {
     }
 
     fn size(r: &RecentRecord) -> usize {
-        r.data.len() + r.bodies.as_ref().map_or(0, Bytes::len)
+        let bodies = r.bodies.as_ref().map_or(0, |b| {
+            b.iter().map(|k| k.body.data.len() + 8 * k.ids.len()).sum()
+        });
+        r.data.len() + bodies
     }
 
     /// Adds the record just committed (its seq follows the previous one's), dropping the

@@ -16,10 +16,9 @@ use rules_engine::Sample;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::bodies::encode_body;
 use super::codec::{self, encode_entry};
 use super::head::{Head, MemSeries, SeriesId, SeriesKey};
-use super::recent::{Recent, RecentRecord};
+use super::recent::{KeptBody, Recent, RecentRecord};
 use super::{
     ForwardTarget, MetricMetadata, RetentionStats, Shared, StoreError, StoreMetrics, Target,
     WriteBatch, WriteOutcome,
@@ -369,14 +368,7 @@ impl Writer {
         let mut record = Vec::with_capacity(samples * 4 + 64);
         let mut ts_range = (i64::MAX, i64::MIN);
         // The record's request bodies, while every entry so far came from one.
-        let mut bodies = self.keep_bodies.then(|| {
-            let bytes = group
-                .iter()
-                .filter_map(|(b, _)| b.body.as_ref())
-                .map(|b| b.data.len() + 16 + 3 * b.samples as usize)
-                .sum();
-            Vec::with_capacity(bytes)
-        });
+        let mut bodies = self.keep_bodies.then(|| Vec::with_capacity(group.len()));
         // Replies are held until the group is committed or undone, so no caller observes the
         // head between a failure and its undo.
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
@@ -395,17 +387,17 @@ impl Writer {
                     .fold((0, 0u64), |(n, s), e| (n + 1, s + e.samples.len() as u64));
                 let out = self.apply(batch, &mut undo, &mut touched, &mut record, &mut ts_range)?;
                 if entries > 0
-                    && let Some(blob) = &mut bodies
+                    && let Some(kept) = &mut bodies
                 {
                     match body {
-                        Some(b)
-                            if u64::from(b.samples) == samples
+                        Some(body)
+                            if u64::from(body.samples) == samples
                                 && out.accepted == samples
                                 && out.unchanged == 0
                                 && out.rejected.is_empty() =>
                         {
-                            let ids: Vec<u64> = touched[first..].iter().map(|s| s.id).collect();
-                            encode_body(blob, &ids, &b)
+                            let ids = touched[first..].iter().map(|s| s.id).collect();
+                            kept.push(KeptBody { body, ids });
                         }
                         _ => bodies = None,
                     }
