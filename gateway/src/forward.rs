@@ -21,7 +21,20 @@
 //! (between `min_shards` and `max_shards`). When the forwarder keeps up, chunks are small and
 //! one shard sends them as they commit; when it falls behind (an outage, a burst), chunks
 //! fill up and up to `max_shards` requests are in flight. The next chunk is read and encoded
-//! while the current one is being sent.
+//! while the current one is being sent. Records come from the store's in-memory tail of
+//! recent records ([`crate::store::recent`]) while the forwarder keeps up, else from SQLite.
+//!
+//! **Bodies as received.** A target that speaks remote write 1.0 and neither relabels nor
+//! adds external labels would be sent exactly what a 1.0 sender sent promgate, whenever
+//! promgate stored every sample of the request. For such targets the store keeps those
+//! request bodies with their record, in memory, and the forwarder sends them as they are: no
+//! decoding of the record, no labeling, no encoding, no compression. The bodies of a chunk go
+//! on lanes ([`lanes`]) such that bodies sharing a series are sent one after the other, so
+//! each series still leaves in order on one connection at a time. Records without bodies (rule
+//! outputs, pushes, partly refused requests, or anything read back from SQLite after a
+//! restart or a lag beyond the memory budget) are re-encoded; a chunk never mixes the two.
+//! The bodies are not written to SQLite: the record is the durable copy, and writing them
+//! cost the writer as much as re-encoding costs the forwarder.
 //!
 //! **Backlog against fresh data.** Records go oldest first, because receivers such as
 //! Prometheus and Mimir reject a sample older than one they already have for the series: a
