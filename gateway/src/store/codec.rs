@@ -82,22 +82,13 @@ impl<'a> Cursor<'a> {
         Ok(b)
     }
 
-    /// A length-prefixed byte string.
-    pub fn bytes(&mut self) -> Result<&'a [u8], CorruptBlob> {
+    pub fn str(&mut self) -> Result<&'a str, CorruptBlob> {
         let len = usize::try_from(self.varint()?).map_err(|_| self.corrupt())?;
         let end = self.pos.checked_add(len).ok_or_else(|| self.corrupt())?;
         let bytes = self.buf.get(self.pos..end).ok_or_else(|| self.corrupt())?;
+        let s = std::str::from_utf8(bytes).map_err(|_| self.corrupt())?;
         self.pos = end;
-        Ok(bytes)
-    }
-
-    pub fn str(&mut self) -> Result<&'a str, CorruptBlob> {
-        let start = self.pos;
-        let bytes = self.bytes()?;
-        std::str::from_utf8(bytes).map_err(|_| CorruptBlob {
-            what: self.what,
-            offset: start,
-        })
+        Ok(s)
     }
 }
 
