@@ -105,6 +105,7 @@ pub struct ForwardMetrics {
     shards_max: Family<QueueLabels, Gauge>,
     shards_min: Family<QueueLabels, Gauge>,
     pending_records: Family<QueueLabels, Gauge>,
+    pending_samples: Family<QueueLabels, Gauge>,
     highest_ts: Gauge<f64, std::sync::atomic::AtomicU64>,
     as_received: Family<QueueLabels, Counter>,
 }
@@ -154,6 +155,11 @@ impl ForwardMetrics {
             "shards_min",
             "Fewest shards the queue uses",
             m.shards_min.clone(),
+        );
+        r.register(
+            "samples_pending",
+            "Samples of the chunk being sent not yet acknowledged, dropped or failed (as Prometheus's queued samples)",
+            m.pending_samples.clone(),
         );
         r.register(
             "pending_records",
@@ -755,6 +761,11 @@ impl Forwarder {
         let shards = chunk.shards.iter().filter(|r| !r.is_empty()).count();
         self.metrics.shards.get_or_create(queue).set(shards as i64);
         self.board.lock()[self.slot].shards = shards;
+        let samples: u64 = chunk.shards.iter().flatten().map(|r| r.samples).sum();
+        self.metrics
+            .pending_samples
+            .get_or_create(queue)
+            .set(samples as i64);
         if chunk.as_received {
             let n = chunk.shards.iter().map(Vec::len).sum::<usize>();
             self.metrics

@@ -196,12 +196,18 @@ fn forwards_everything_with_external_labels() {
         "{metrics}"
     );
     // The queue's shards: bounds as configured (Prometheus's defaults), and the shards that
-    // sent the last chunk (these small writes fit one request each: one shard).
+    // sent the last chunk (these small writes fit one request each: one shard); nothing is
+    // pending once everything arrived.
     let labels = format!(
         "{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
         receiver.url()
     );
-    for (name, want) in [("shards_max", 200.0), ("shards_min", 1.0), ("shards", 1.0)] {
+    for (name, want) in [
+        ("shards_max", 200.0),
+        ("shards_min", 1.0),
+        ("shards", 1.0),
+        ("samples_pending", 0.0),
+    ] {
         let series = format!("prometheus_remote_storage_{name}{labels}");
         assert_eq!(
             http::metric_value(&metrics, &series),

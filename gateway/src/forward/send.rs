@@ -109,6 +109,7 @@ impl Sender {
         loop {
             let wait = match self.attempt(request.body.clone(), request.samples).await {
                 Ok(()) => {
+                    self.settled(request.samples);
                     self.metrics
                         .samples
                         .get_or_create(&self.queue)
@@ -128,6 +129,7 @@ impl Sender {
                     return Sent::Acked;
                 }
                 Err(Failure::Permanent(msg)) => {
+                    self.settled(request.samples);
                     self.metrics
                         .failed
                         .get_or_create(&self.queue)
@@ -153,6 +155,14 @@ impl Sender {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// A request's samples are no longer pending.
+    fn settled(&self, samples: u64) {
+        self.metrics
+            .pending_samples
+            .get_or_create(&self.queue)
+            .dec_by(samples as i64);
     }
 
     fn note_error(&self, msg: &str, samples: u64, retrying: bool) {
