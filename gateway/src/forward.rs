@@ -257,6 +257,8 @@ struct ChunkBuilder {
     by_shard: Vec<ShardBuf>,
     /// Scratch: the records of the chunk being built.
     records: Vec<RecentRecord>,
+    /// Where a chunk of bodies sent as received is placed.
+    lanes: lanes::Lanes<Request>,
 }
 
 /// A shard's entries (ranges into its samples) and samples.
@@ -330,20 +332,21 @@ impl ChunkBuilder {
         if !self.store.recent_after(after, READ_BATCH, &mut records) {
             self.read_records(after, &mut records)?;
         }
-        // A chunk is either records re-encoded, or records sent as the bodies they came from.
-        let mut received: Option<lanes::Lanes<Request>> = None;
+        // A chunk is either records re-encoded, or records sent as the bodies they came from
+        // (placed on `self.lanes`).
+        let mut received = false;
         let mut received_samples = 0usize;
         for (n, record) in records.iter().enumerate() {
             // Sent as received when every body fits one request.
             let bodies = record.bodies.as_deref().filter(|b| {
                 self.as_received && b.iter().all(|k| k.body.samples as usize <= per_send)
             });
-            if n > 0 && bodies.is_some() != received.is_some() {
+            if n > 0 && bodies.is_some() != received {
                 break;
             }
             last_seq = record.seq;
             if let Some(bodies) = bodies {
-                let lanes = received.get_or_insert_with(|| lanes::Lanes::new(max_shards));
+                received = true;
                 for KeptBody { body, ids } in bodies {
                     received_samples += body.samples as usize;
                     let request = Request {
@@ -351,7 +354,7 @@ impl ChunkBuilder {
                         samples: u64::from(body.samples),
                         newest: body.newest,
                     };
-                    lanes.place(ids, request.samples, request);
+                    self.lanes.place(ids, request.samples, request);
                 }
                 if received_samples >= limit {
                     break;
@@ -379,10 +382,10 @@ impl ChunkBuilder {
         if last_seq == after {
             return Ok(None);
         }
-        if let Some(lanes) = received {
+        if received {
             return Ok(Some(Chunk {
                 last_seq,
-                shards: lanes.into_lanes(),
+                shards: self.lanes.take(),
                 as_received: true,
                 relabel_dropped: 0,
                 missing: 0,
@@ -634,6 +637,7 @@ impl Forwarder {
             entries: Vec::new(),
             by_shard: Vec::new(),
             records: Vec::new(),
+            lanes: lanes::Lanes::new(cfg.queue_config.max_shards),
         };
         Ok(Self {
             cfg,

@@ -86,9 +86,17 @@ impl<T> Lanes<T> {
         self.weight[lane] += samples;
     }
 
-    /// The lanes, each in placement order.
-    pub fn into_lanes(self) -> Vec<Vec<T>> {
-        self.items.into_iter().filter(|l| !l.is_empty()).collect()
+    /// The lanes, each in placement order; starts over (keeping the series map's memory, so
+    /// a forwarder reusing it does not grow a map per chunk).
+    pub fn take(&mut self) -> Vec<Vec<T>> {
+        self.lane_of.clear();
+        self.joined.clear();
+        self.weight.clear();
+        self.open = 0;
+        std::mem::take(&mut self.items)
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 }
 
@@ -106,9 +114,13 @@ mod tests {
         l.place(&[5], 1, "c2");
         l.place(&[3, 4], 2, "b2");
         assert_eq!(
-            l.into_lanes(),
+            l.take(),
             vec![vec!["a1", "a2"], vec!["b1", "b2"], vec!["c1", "c2"]]
         );
+        // The next chunk starts over.
+        l.place(&[5], 1, "c3");
+        l.place(&[1], 1, "a3");
+        assert_eq!(l.take(), vec![vec!["c3"], vec!["a3"]]);
     }
 
     #[test]
@@ -120,7 +132,7 @@ mod tests {
         l.place(&[2, 1], 2, "xy");
         // Both series of "y" and "x" stay before "xy"; later bodies of series 1 or 2 follow.
         l.place(&[1], 1, "x2");
-        assert_eq!(l.into_lanes(), vec![vec!["y", "x", "xy", "x2"], vec!["z"]]);
+        assert_eq!(l.take(), vec![vec!["y", "x", "xy", "x2"], vec!["z"]]);
     }
 
     #[test]
@@ -129,7 +141,7 @@ mod tests {
         l.place(&[1], 10, "heavy");
         l.place(&[2], 1, "light");
         l.place(&[3], 1, "new");
-        assert_eq!(l.into_lanes(), vec![vec!["heavy"], vec!["light", "new"]]);
+        assert_eq!(l.take(), vec![vec!["heavy"], vec!["light", "new"]]);
     }
 
     #[test]
@@ -150,7 +162,7 @@ mod tests {
             l.place(&ids, ids.len() as u64, n);
             placed.push(ids);
         }
-        let lanes = l.into_lanes();
+        let lanes = l.take();
         let mut lane_of_series = std::collections::HashMap::new();
         for (i, lane) in lanes.iter().enumerate() {
             let mut last_seen = std::collections::HashMap::new();
