@@ -112,6 +112,17 @@ impl MetadataType {
 }
 
 impl Decoded<'_> {
+    /// Empty, with room for what a message of `len` bytes usually holds (a label pair takes
+    /// 20-30 bytes, a series 200-500), so decoding rarely grows a vector by copying it.
+    fn sized_for(len: usize) -> Self {
+        Self {
+            series: Vec::with_capacity(len / 128),
+            labels: Vec::with_capacity(len / 24),
+            samples: Vec::with_capacity(len / 48),
+            metadata: Vec::new(),
+        }
+    }
+
     /// Samples in the request (float samples only).
     pub fn sample_count(&self) -> usize {
         self.samples.len()
@@ -280,7 +291,7 @@ fn sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
 
 /// Decodes a remote write 1.0 `WriteRequest`.
 pub fn decode_v1(buf: &[u8]) -> Result<Decoded<'_>, DecodeError> {
-    let mut out = Decoded::default();
+    let mut out = Decoded::sized_for(buf.len());
     let mut r = Reader::new(buf, 0, "WriteRequest");
     while !r.done() {
         match r.key()? {
@@ -404,7 +415,7 @@ fn v1_metadata(buf: &[u8], base: usize) -> Result<Metadata<'_>, DecodeError> {
 /// Decodes a remote write 2.0 `Request`. Symbols may follow the series on the wire, so label
 /// references are resolved after the whole message is read.
 pub fn decode_v2(buf: &[u8]) -> Result<Decoded<'_>, DecodeError> {
-    let mut out = Decoded::default();
+    let mut out = Decoded::sized_for(buf.len());
     let mut symbols: Vec<&[u8]> = Vec::new();
     // Per series: label refs range, help ref, unit ref, metadata type.
     let mut refs: Vec<u32> = Vec::new();
