@@ -42,8 +42,8 @@ pub enum Msg {
 
 /// How to undo one change to the head.
 enum Undo {
-    /// A sample pushed at the end of `touched[i]`.
-    Pushed(usize),
+    /// Samples pushed at the end of `touched[i]`: this many.
+    Pushed(usize, u32),
     /// A sample inserted at this timestamp into `touched[i]` (out-of-order window).
     Inserted(usize, i64),
     /// A series created.
@@ -431,9 +431,6 @@ impl Writer {
             Ok(()) => {
                 if let Some(seq) = seq {
                     self.last_seq = seq;
-                    for s in &touched {
-                        s.set_last_seq(seq);
-                    }
                     // Before `committed` moves, so a forwarder woken by it finds the record.
                     self.recent.lock().push(RecentRecord {
                         seq,
@@ -510,6 +507,9 @@ impl Writer {
                     continue;
                 }
             };
+            // The record this group will be (marked here, while the series is at hand; if
+            // the commit fails, the next record takes the same number).
+            series.set_last_seq(self.last_seq + 1);
             let slot = touched.len();
             touched.push(series);
             let series = &touched[slot];
@@ -519,13 +519,13 @@ impl Writer {
                 for s in samples {
                     let Some(last) = data.last() else {
                         data.push(*s);
-                        undo.push(Undo::Pushed(slot));
+                        pushed(undo, slot);
                         accepted.push(*s);
                         continue;
                     };
                     if s.t > last.t {
                         data.push(*s);
-                        undo.push(Undo::Pushed(slot));
+                        pushed(undo, slot);
                         accepted.push(*s);
                         continue;
                     }
@@ -662,8 +662,11 @@ impl Writer {
     fn undo(&mut self, undo: Vec<Undo>, touched: &[Arc<MemSeries>]) {
         for u in undo.into_iter().rev() {
             match u {
-                Undo::Pushed(i) => {
-                    touched[i].samples.lock().pop();
+                Undo::Pushed(i, n) => {
+                    let mut data = touched[i].samples.lock();
+                    for _ in 0..n {
+                        data.pop();
+                    }
                 }
                 Undo::Inserted(i, t) => {
                     touched[i].samples.lock().remove(t);
@@ -802,6 +805,14 @@ impl Writer {
             dropped.push((name, samples));
         }
         Ok(dropped)
+    }
+}
+
+/// Records a sample pushed onto `touched[slot]`, counting consecutive ones in one entry.
+fn pushed(undo: &mut Vec<Undo>, slot: usize) {
+    match undo.last_mut() {
+        Some(Undo::Pushed(i, n)) if *i == slot => *n += 1,
+        _ => undo.push(Undo::Pushed(slot, 1)),
     }
 }
 
