@@ -271,6 +271,17 @@ impl<'a> Reader<'a> {
 /// Decodes one `Sample { double value = 1; int64 timestamp = 2; }`.
 #[inline]
 fn sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
+    // What every sender writes: `09 <value: 8 bytes> 10 <timestamp varint>` and nothing else.
+    // Decoded straight (a millisecond timestamp is a 6-byte varint, the slow path's case).
+    if buf.len() > 10
+        && buf[0] == 0x09
+        && buf[9] == 0x10
+        && let Some(t) = whole_varint(&buf[10..])
+    {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&buf[1..9]);
+        return Ok(Sample::new(t as i64, f64::from_bits(u64::from_le_bytes(v))));
+    }
     let mut r = Reader::new(buf, base, "Sample");
     let (mut v, mut t) = (0.0, 0i64);
     while !r.done() {
@@ -287,6 +298,24 @@ fn sample(buf: &[u8], base: usize) -> Result<Sample, DecodeError> {
         }
     }
     Ok(Sample::new(t, v))
+}
+
+/// The varint that is exactly `b`, if it is one (at most 10 bytes, only the last one below
+/// 0x80).
+#[inline]
+fn whole_varint(b: &[u8]) -> Option<u64> {
+    let (last, rest) = b.split_last()?;
+    if *last >= 0x80 || rest.len() > 9 {
+        return None;
+    }
+    let mut v = 0u64;
+    for (i, x) in rest.iter().enumerate() {
+        if *x < 0x80 {
+            return None;
+        }
+        v |= u64::from(x & 0x7f) << (7 * i);
+    }
+    Some(v | u64::from(*last) << (7 * rest.len()))
 }
 
 /// Decodes a remote write 1.0 `WriteRequest`.

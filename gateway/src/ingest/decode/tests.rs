@@ -258,3 +258,25 @@ proptest! {
         let _ = decode_v2(&bytes);
     }
 }
+
+#[test]
+fn samples_decode_in_any_field_order_and_with_unknown_fields() {
+    let t: i64 = 1_700_000_000_123;
+    let mut ts = Vec::new();
+    let mut x = t as u64;
+    while x >= 0x80 {
+        ts.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    ts.push(x as u8);
+    let value = 2.5f64.to_bits().to_le_bytes();
+    let usual = [&[0x09][..], &value, &[0x10], &ts].concat();
+    let reversed = [&[0x10][..], &ts, &[0x09], &value].concat();
+    let extra = [&usual[..], &[0x18, 0x01]].concat();
+    for buf in [usual, reversed, extra] {
+        assert_eq!(sample(&buf, 0).unwrap(), Sample::new(t, 2.5), "{buf:02x?}");
+    }
+    // A timestamp varint cut short is an error, on either path.
+    let cut = [&[0x09][..], &value, &[0x10, 0x80]].concat();
+    assert!(sample(&cut, 0).is_err());
+}
