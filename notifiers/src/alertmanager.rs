@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Client;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig, duration};
-use crate::data::{KV, go_time};
+use crate::data::KV;
 use crate::{NotifyError, http};
 
 fn default_scheme() -> String {
@@ -161,9 +161,11 @@ pub struct PostableAlert {
     pub generator_url: String,
 }
 
+/// As Prometheus writes these times: go-openapi's `strfmt.DateTime`, RFC 3339 with exactly
+/// three fractional digits (`.150Z`, where Go's own `time.Time` JSON would write `.15Z`).
 fn ser_opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => s.serialize_str(&go_time(t)),
+        Some(t) => s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true)),
         None => s.serialize_none(),
     }
 }
@@ -334,6 +336,31 @@ mod tests {
             firing_ends_at(now, Duration::from_secs(60), Duration::from_secs(120)),
             now + chrono::Duration::minutes(8)
         );
+    }
+
+    /// The digits Prometheus 2.42 writes (`same_shape_as_prometheus_sends` compares a real
+    /// capture, but only a capture at a round tenth of a second shows the difference).
+    #[test]
+    fn times_have_three_fractional_digits_as_prometheus_writes_them() {
+        let at = |ms: u32| {
+            let t = Utc
+                .with_ymd_and_hms(2026, 11, 22, 11, 6, 25)
+                .single()
+                .unwrap()
+                + chrono::Duration::milliseconds(i64::from(ms))
+                + chrono::Duration::microseconds(999);
+            let a = PostableAlert {
+                labels: KV::new(),
+                annotations: KV::new(),
+                starts_at: Some(t),
+                ends_at: None,
+                generator_url: String::new(),
+            };
+            serde_json::to_value(&a).unwrap()["startsAt"].clone()
+        };
+        assert_eq!(at(150), "2026-11-22T11:06:25.150Z");
+        assert_eq!(at(0), "2026-11-22T11:06:25.000Z");
+        assert_eq!(at(7), "2026-11-22T11:06:25.007Z");
     }
 
     #[test]

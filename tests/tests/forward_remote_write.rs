@@ -157,6 +157,33 @@ fn received(r: &Receiver) -> Result<BTreeMap<String, Vec<(i64, f64)>>, String> {
         .collect())
 }
 
+/// Waits until the receiver holds exactly `want`.
+fn arrives(receiver: &Receiver, want: &BTreeMap<String, Vec<(i64, f64)>>, within: Duration) {
+    let samples = |m: &BTreeMap<String, Vec<(i64, f64)>>| m.values().map(Vec::len).sum::<usize>();
+    eventually(within, || {
+        let got = received(receiver)?;
+        if got == *want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} series match; {} of {} samples arrived",
+                got.iter().filter(|(k, v)| want.get(*k) == Some(v)).count(),
+                want.len(),
+                samples(&got),
+                samples(want)
+            ))
+        }
+    });
+}
+
+/// A series of the target's queue metrics.
+fn queue_series(name: &str, receiver: &Receiver) -> String {
+    format!(
+        "{name}{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
+        receiver.url()
+    )
+}
+
 #[test]
 fn forwards_everything_with_external_labels() {
     let rdir = tempfile::tempdir().expect("tempdir");
@@ -173,23 +200,9 @@ fn forwards_everything_with_external_labels() {
         want.keys()
             .all(|k| k.contains("cluster=\"eu-1\"") && k.contains("venue=\"binance\""))
     );
-    eventually(Duration::from_secs(30), || {
-        let got = received(&receiver)?;
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {} series match",
-                got.iter().filter(|(k, v)| want.get(*k) == Some(v)).count(),
-                want.len()
-            ))
-        }
-    });
+    arrives(&receiver, &want, Duration::from_secs(30));
     let metrics = pg.metrics();
-    let sent = format!(
-        "prometheus_remote_storage_samples_total{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
-        receiver.url()
-    );
+    let sent = queue_series("prometheus_remote_storage_samples_total", &receiver);
     assert_eq!(
         http::metric_value(&metrics, &sent),
         Some(250.0),
@@ -198,17 +211,13 @@ fn forwards_everything_with_external_labels() {
     // The queue's shards: bounds as configured (Prometheus's defaults), and the shards that
     // sent the last chunk (these small writes fit one request each: one shard); nothing is
     // pending once everything arrived.
-    let labels = format!(
-        "{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
-        receiver.url()
-    );
     for (name, want) in [
         ("shards_max", 200.0),
         ("shards_min", 1.0),
         ("shards", 1.0),
         ("samples_pending", 0.0),
     ] {
-        let series = format!("prometheus_remote_storage_{name}{labels}");
+        let series = queue_series(&format!("prometheus_remote_storage_{name}"), &receiver);
         assert_eq!(
             http::metric_value(&metrics, &series),
             Some(want),
@@ -225,10 +234,7 @@ fn forwards_everything_with_external_labels() {
 
 /// The counter of requests sent as received.
 fn as_received(pg: &Promgate, receiver: &Receiver) -> f64 {
-    let name = format!(
-        "promgate_forward_requests_as_received_total{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
-        receiver.url()
-    );
+    let name = queue_series("promgate_forward_requests_as_received_total", receiver);
     http::metric_value(&pg.metrics(), &name).unwrap_or(0.0)
 }
 
@@ -276,24 +282,10 @@ fn bodies_as_received_arrive_and_partly_stored_requests_are_encoded() {
     let want = expected(&pg, Way::AsReceived);
     assert_eq!(want.len(), 31);
     assert_eq!(want.values().map(Vec::len).sum::<usize>(), 121);
-    eventually(Duration::from_secs(30), || {
-        let got = received(&receiver)?;
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {} series match",
-                got.iter().filter(|(k, v)| want.get(*k) == Some(v)).count(),
-                want.len()
-            ))
-        }
-    });
+    arrives(&receiver, &want, Duration::from_secs(30));
     // The four requests stored whole went as received; the other two were re-encoded.
     assert_eq!(as_received(&pg, &receiver), 4.0);
-    let sent = format!(
-        "prometheus_remote_storage_samples_total{{remote_name=\"prom\",url=\"{}/api/v1/write\"}}",
-        receiver.url()
-    );
+    let sent = queue_series("prometheus_remote_storage_samples_total", &receiver);
     assert_eq!(http::metric_value(&pg.metrics(), &sent), Some(121.0));
 }
 
@@ -339,18 +331,7 @@ fn outage_and_crash(way: Way) {
     let want = expected(&pg, way);
     assert_eq!(want.values().map(Vec::len).sum::<usize>(), 20 * round);
     receiver.up();
-    eventually(Duration::from_secs(60), || {
-        let got = received(&receiver)?;
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} of {} samples arrived",
-                got.values().map(Vec::len).sum::<usize>(),
-                20 * round
-            ))
-        }
-    });
+    arrives(&receiver, &want, Duration::from_secs(60));
     if way == Way::AsReceived {
         // The backlog from before the crash went re-encoded from the log (bodies are kept in
         // memory only); what was written after the restart went as received.

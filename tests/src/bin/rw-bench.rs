@@ -662,6 +662,18 @@ fn human(x: f64) -> String {
     }
 }
 
+/// `a / b: …× samples/s, …` on a line of its own.
+fn ratios(a: &TargetSummary, b: &TargetSummary) -> String {
+    format!(
+        "\n{} / {}: {:.2}× samples/s, {:.2}× samples per CPU-s ({:.2}× incl. 1s after)",
+        a.name,
+        b.name,
+        a.rate / b.rate,
+        a.per_cpu / b.per_cpu,
+        a.per_cpu_settled / b.per_cpu_settled
+    )
+}
+
 struct TargetSummary {
     name: &'static str,
     rate: f64,
@@ -826,28 +838,14 @@ fn main() {
         }
         if let Some(pg) = summaries.iter().find(|s| s.name == "promgate") {
             for other in summaries.iter().filter(|s| s.name != "promgate") {
-                md.push_str(&format!(
-                    "\npromgate / {}: {:.2}× samples/s, {:.2}× samples per CPU-s \
-                     ({:.2}× incl. 1s after)",
-                    other.name,
-                    pg.rate / other.rate,
-                    pg.per_cpu / other.per_cpu,
-                    pg.per_cpu_settled / other.per_cpu_settled
-                ));
+                md.push_str(&ratios(pg, other));
             }
             md.push('\n');
         }
         // The forwarding comparison: each promgate forwarder against vmagent.
         if let Some(va) = summaries.iter().find(|s| s.name == "vmagent") {
             for fwd in summaries.iter().filter(|s| s.name.starts_with("promgate→")) {
-                md.push_str(&format!(
-                    "\n{} / vmagent: {:.2}× samples/s, {:.2}× samples per CPU-s \
-                     ({:.2}× incl. 1s after)",
-                    fwd.name,
-                    fwd.rate / va.rate,
-                    fwd.per_cpu / va.per_cpu,
-                    fwd.per_cpu_settled / va.per_cpu_settled
-                ));
+                md.push_str(&ratios(fwd, va));
             }
             md.push('\n');
         }
