@@ -13,12 +13,13 @@
 
 use rules_engine::Sample;
 
-use super::codec::{Cursor, put_varint, unzigzag, zigzag};
+use super::codec::{Cursor, put_varint, put_xor, unzigzag, xor, zigzag};
 
 /// Samples per chunk before a new one is started.
 pub const CHUNK_SAMPLES: u32 = 120;
 
-const REPEAT: u8 = 0xff;
+/// Capacity of a series' first chunk: a few bytes a sample, grown by doubling if need be.
+const FIRST_CHUNK_BYTES: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 struct Chunk {
@@ -44,14 +45,7 @@ impl Chunk {
             put_varint(&mut self.bytes, zigzag(delta.wrapping_sub(self.last_delta)));
             self.last_delta = delta;
         }
-        let x = bits ^ self.last_v;
-        if x == 0 {
-            self.bytes.push(REPEAT);
-        } else {
-            let tz = x.trailing_zeros();
-            self.bytes.push(tz as u8);
-            put_varint(&mut self.bytes, x >> tz);
-        }
+        put_xor(&mut self.bytes, bits ^ self.last_v);
         self.max_t = t;
         self.last_v = bits;
         self.count += 1;
@@ -78,11 +72,8 @@ impl Chunk {
             if t > end {
                 return;
             }
-            let Ok(ctl) = c.byte() else { return };
-            if ctl != REPEAT {
-                let Ok(x) = c.varint() else { return };
-                v ^= x << ctl;
-            }
+            let Ok(x) = xor(&mut c) else { return };
+            v ^= x;
             if t >= start {
                 out.push(Sample::new(t, f64::from_bits(v)));
             }
@@ -129,19 +120,50 @@ impl SampleBuf {
 
     /// Appends a sample newer than [`SampleBuf::last`].
     pub fn push(&mut self, s: Sample) {
-        debug_assert!(self.last().is_none_or(|l| l.t < s.t));
-        match self.chunks.last_mut() {
-            Some(c) if c.count < CHUNK_SAMPLES => c.append(s),
-            _ => {
-                if let Some(c) = self.chunks.last_mut() {
+        self.extend_ascending(std::slice::from_ref(&s));
+    }
+
+    /// Appends samples in ascending timestamp order, all newer than [`SampleBuf::last`]: the
+    /// writer's usual case, so the open chunk is looked up once per series, not per sample.
+    pub fn extend_ascending(&mut self, mut samples: &[Sample]) {
+        debug_assert!(samples.windows(2).all(|w| w[0].t < w[1].t));
+        debug_assert!(
+            self.last()
+                .zip(samples.first())
+                .is_none_or(|(l, s)| l.t < s.t)
+        );
+        self.len += samples.len();
+        while !samples.is_empty() {
+            if self.chunks.last().is_none_or(|c| c.count >= CHUNK_SAMPLES) {
+                self.open_chunk();
+            }
+            let last = self.chunks.len() - 1;
+            let c = &mut self.chunks[last];
+            let n = samples.len().min((CHUNK_SAMPLES - c.count) as usize);
+            for s in &samples[..n] {
+                c.append(*s);
+            }
+            samples = &samples[n..];
+        }
+    }
+
+    /// Closes the last chunk and starts a new one, sized like the one before: a series' chunks
+    /// are much alike, so the new one is written without growing by copies, and the closed one
+    /// is trimmed only when a good part of it is unused.
+    fn open_chunk(&mut self) {
+        let capacity = match self.chunks.last_mut() {
+            Some(c) => {
+                if c.bytes.capacity() - c.bytes.len() > c.bytes.len() / 8 {
                     c.bytes.shrink_to_fit();
                 }
-                let mut c = Chunk::default();
-                c.append(s);
-                self.chunks.push(c);
+                c.bytes.len() + c.bytes.len() / 16 + 8
             }
-        }
-        self.len += 1;
+            None => FIRST_CHUNK_BYTES,
+        };
+        self.chunks.push(Chunk {
+            bytes: Vec::with_capacity(capacity),
+            ..Chunk::default()
+        });
     }
 
     /// Index of the chunk whose range could hold `t` (the last one starting at or before it).

@@ -1,10 +1,20 @@
 //! Byte layouts of what the store writes to SQLite: label sets (one blob per series row) and
 //! sample records (one blob per committed group of writes).
 //!
-//! A sample record is a run of `series_id, n, n × (timestamp, value)` entries. Timestamps are
-//! zigzag varints, each a delta from the previous one in the entry; values are varints of the
-//! XOR with the previous value's bits (a repeated value costs one byte), so any f64, the
-//! staleness marker included, round-trips bit-exact.
+//! A sample record is a run of `series_id, n, n × (timestamp, value)` entries, with the
+//! layout of an in-memory chunk ([`super::chunk`]), so a sample costs what it costs in memory
+//! (2–7 bytes for usual counters and gauges; every byte is written twice, to the WAL and at
+//! the checkpoint):
+//! - the first timestamp of an entry is a zigzag varint of its delta from the previous
+//!   entry's first timestamp (entries of one write are close in time), the next ones zigzag
+//!   varints of their delta-of-delta (a regular interval costs one byte);
+//! - a value is one control byte, `0xff` when it repeats the previous one, else the number
+//!   of trailing zeros of its XOR with the previous value's bits (0 before the first),
+//!   followed by a varint of that XOR shifted right by them. Any f64, the staleness marker
+//!   included, round-trips bit-exact.
+//!
+//! Databases of schema version 2 and before wrote plain deltas and unshifted XORs;
+//! [`decode_record_v2`] reads them once, when the store migrates them.
 
 use rules_engine::{Label, Labels, Sample};
 
@@ -116,22 +126,81 @@ pub fn decode_labels(buf: &[u8]) -> Result<Labels, CorruptBlob> {
     Labels::new(pairs).map_err(|_| c.corrupt())
 }
 
-/// Appends one series' samples to a record.
-pub fn encode_entry(out: &mut Vec<u8>, series_id: u64, samples: &[Sample]) {
+/// Marks a value equal to the previous one.
+const REPEAT: u8 = 0xff;
+
+/// Appends one series' samples to a record. `prev_first` is the previous entry's first
+/// timestamp (0 for a record's first entry), updated here.
+pub fn encode_entry(out: &mut Vec<u8>, prev_first: &mut i64, series_id: u64, samples: &[Sample]) {
     put_varint(out, series_id);
     put_varint(out, samples.len() as u64);
-    let (mut prev_t, mut prev_v) = (0i64, 0u64);
-    for s in samples {
-        put_varint(out, zigzag(s.t.0.wrapping_sub(prev_t)));
+    let Some(first) = samples.first() else { return };
+    put_varint(out, zigzag(first.t.0.wrapping_sub(*prev_first)));
+    *prev_first = first.t.0;
+    let (mut prev_t, mut prev_delta, mut prev_v) = (first.t.0, 0i64, 0u64);
+    for (i, s) in samples.iter().enumerate() {
+        if i > 0 {
+            let delta = s.t.0.wrapping_sub(prev_t);
+            put_varint(out, zigzag(delta.wrapping_sub(prev_delta)));
+            prev_t = s.t.0;
+            prev_delta = delta;
+        }
         let bits = s.v.to_bits();
-        put_varint(out, bits ^ prev_v);
-        prev_t = s.t.0;
+        put_xor(out, bits ^ prev_v);
         prev_v = bits;
+    }
+}
+
+/// A value's XOR with the previous one: control byte, then the XOR without its trailing zeros.
+#[inline]
+pub fn put_xor(out: &mut Vec<u8>, x: u64) {
+    if x == 0 {
+        out.push(REPEAT);
+    } else {
+        let tz = x.trailing_zeros();
+        out.push(tz as u8);
+        put_varint(out, x >> tz);
+    }
+}
+
+/// Reads what [`put_xor`] wrote.
+#[inline]
+pub fn xor(c: &mut Cursor<'_>) -> Result<u64, CorruptBlob> {
+    match c.byte()? {
+        REPEAT => Ok(0),
+        tz @ 0..64 => Ok(c.varint()? << tz),
+        _ => Err(c.corrupt()),
     }
 }
 
 /// Decodes a record, calling `f(series_id, samples)` per entry.
 pub fn decode_record(buf: &[u8], mut f: impl FnMut(u64, &[Sample])) -> Result<(), CorruptBlob> {
+    let mut c = Cursor::new(buf, "sample record");
+    let mut scratch = Vec::new();
+    let mut prev_first = 0i64;
+    while !c.done() {
+        let id = c.varint()?;
+        let n = c.varint()?;
+        scratch.clear();
+        let (mut t, mut delta, mut v) = (0i64, 0i64, 0u64);
+        for i in 0..n {
+            if i == 0 {
+                t = prev_first.wrapping_add(unzigzag(c.varint()?));
+                prev_first = t;
+            } else {
+                delta = delta.wrapping_add(unzigzag(c.varint()?));
+                t = t.wrapping_add(delta);
+            }
+            v ^= xor(&mut c)?;
+            scratch.push(Sample::new(t, f64::from_bits(v)));
+        }
+        f(id, &scratch);
+    }
+    Ok(())
+}
+
+/// Decodes a record of schema version 2 or before (plain timestamp deltas, unshifted XORs).
+pub fn decode_record_v2(buf: &[u8], mut f: impl FnMut(u64, &[Sample])) -> Result<(), CorruptBlob> {
     let mut c = Cursor::new(buf, "sample record");
     let mut scratch = Vec::new();
     while !c.done() {
@@ -164,14 +233,62 @@ mod tests {
         assert!(decode_labels(&buf[..buf.len() - 1]).is_err());
     }
 
+    #[test]
+    fn usual_samples_cost_a_few_bytes() {
+        let size = |samples: &[(i64, f64)]| {
+            let s: Vec<Sample> = samples.iter().map(|&(t, v)| Sample::new(t, v)).collect();
+            let (mut one, mut prev) = (Vec::new(), 0);
+            encode_entry(&mut one, &mut prev, 7, &s[..1]);
+            let mut all = Vec::new();
+            let mut prev = 0;
+            encode_entry(&mut all, &mut prev, 7, &s);
+            (all.len() - one.len()) / (s.len() - 1)
+        };
+        let t = 1_700_000_000_000;
+        // A counter going up by small integers every 15 s: one timestamp byte, two value bytes.
+        let counter: Vec<(i64, f64)> = (0..50)
+            .map(|i| (t + i * 15_000, 99_700.0 + i as f64 * 3.0))
+            .collect();
+        assert!(size(&counter) <= 3, "{}", size(&counter));
+        // A constant gauge: two bytes.
+        let flat: Vec<(i64, f64)> = (0..50).map(|i| (t + i * 15_000, 42.0)).collect();
+        assert_eq!(size(&flat), 2);
+    }
+
+    #[test]
+    fn entries_of_one_write_share_their_timestamps() {
+        let t = 1_700_000_000_000;
+        let mut buf = Vec::new();
+        let mut prev = 0;
+        encode_entry(&mut buf, &mut prev, 1, &[Sample::new(t, 1.0)]);
+        let first = buf.len();
+        encode_entry(&mut buf, &mut prev, 2, &[Sample::new(t, 1.0)]);
+        // id, count, a zero delta from the first entry, the value's control byte and varint.
+        assert!(
+            buf.len() - first <= 1 + 1 + 1 + 1 + 2,
+            "{}",
+            buf.len() - first
+        );
+        let mut got = Vec::new();
+        decode_record(&buf, |id, s| got.push((id, s.to_vec()))).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, vec![Sample::new(t, 1.0)]),
+                (2, vec![Sample::new(t, 1.0)])
+            ]
+        );
+    }
+
     proptest! {
         #[test]
         fn records_round_trip_bit_exact(entries in prop::collection::vec(
             (any::<u64>(), prop::collection::vec((any::<i64>(), any::<u64>()), 0..20)), 0..10)) {
             let mut buf = Vec::new();
+            let mut prev_first = 0;
             for (id, s) in &entries {
                 let samples: Vec<Sample> = s.iter().map(|&(t, b)| Sample::new(t, f64::from_bits(b))).collect();
-                encode_entry(&mut buf, *id, &samples);
+                encode_entry(&mut buf, &mut prev_first, *id, &samples);
             }
             let mut got = Vec::new();
             decode_record(&buf, |id, s| got.push((id, s.iter().map(|x| (x.t.0, x.v.to_bits())).collect::<Vec<_>>()))).unwrap();
@@ -181,6 +298,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_record(&bytes, |_, _| {});
+            let _ = decode_record_v2(&bytes, |_, _| {});
             let _ = decode_labels(&bytes);
         }
     }

@@ -1,5 +1,6 @@
--- promgate's SQLite window, schema version 2 (PRAGMA user_version). Every statement is
--- idempotent, so applying it to a version-1 database migrates it.
+-- promgate's SQLite window, schema version 3 (PRAGMA user_version). Every statement is
+-- idempotent, so applying it to an older database migrates its tables; version 3 changed the
+-- layout of log.data, which store::writer::migrate_records rewrites.
 -- series: one row per active series, labels encoded by store::codec::encode_labels.
 CREATE TABLE IF NOT EXISTS series (
     id     INTEGER PRIMARY KEY,
@@ -39,4 +40,4 @@ CREATE TABLE IF NOT EXISTS push_group (
     key  BLOB PRIMARY KEY,
     data BLOB NOT NULL
 ) WITHOUT ROWID;
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;

@@ -97,6 +97,89 @@ fn writes_survive_reopen_bit_exact() {
     assert!(ids.iter().all(|&i| i <= 3) && ids.contains(&3));
 }
 
+/// The record layout of schema version 2, written here as that version wrote it.
+fn encode_entry_v2(out: &mut Vec<u8>, id: u64, samples: &[Sample]) {
+    use super::codec::{put_varint, zigzag};
+    put_varint(out, id);
+    put_varint(out, samples.len() as u64);
+    let (mut t, mut v) = (0i64, 0u64);
+    for s in samples {
+        put_varint(out, zigzag(s.t.0 - t));
+        put_varint(out, s.v.to_bits() ^ v);
+        (t, v) = (s.t.0, s.v.to_bits());
+    }
+}
+
+#[test]
+fn a_version_2_database_is_migrated_to_the_current_record_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = labels(&[("__name__", "up"), ("job", "a")]);
+    let pnl = labels(&[("__name__", "pnl_usd")]);
+    // In the order the store lists series (by labels).
+    let written = [
+        (
+            &pnl,
+            vec![(1500, -1234.5), (2500, f64::from_bits(STALE_NAN_BITS))],
+        ),
+        (&up, vec![(1000, 1.0), (2000, 0.0), (3000, 1.0)]),
+    ];
+    {
+        let store = open(dir.path());
+        for (l, s) in &written {
+            store.write_blocking(batch(&[(l, s.as_slice())])).unwrap();
+        }
+        store.close();
+    }
+    // Turn the database into what version 2 left: its layout in every record.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("promgate.db")).unwrap();
+        let rows: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT seq, data FROM log")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        for (seq, data) in rows {
+            let mut old = Vec::new();
+            codec::decode_record(&data, |id, s| encode_entry_v2(&mut old, id, s)).unwrap();
+            conn.execute(
+                "UPDATE log SET data = ?2 WHERE seq = ?1",
+                rusqlite::params![seq, old],
+            )
+            .unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    let store = open(dir.path());
+    let got = all(&store);
+    let bits = |s: &[Sample]| s.iter().map(|x| (x.t.0, x.v.to_bits())).collect::<Vec<_>>();
+    assert_eq!(got.len(), 2);
+    for (series, (l, s)) in got.iter().zip(&written) {
+        assert_eq!(&series.labels, *l);
+        let want: Vec<Sample> = s.iter().map(|&(t, v)| Sample::new(t, v)).collect();
+        assert_eq!(bits(&series.samples), bits(&want));
+    }
+    store.close();
+    let conn = rusqlite::Connection::open(dir.path().join("promgate.db")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+    // Rewritten, not read through a fallback: every record decodes in the current layout.
+    let mut stmt = conn.prepare("SELECT data FROM log").unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut samples = 0;
+    while let Some(r) = rows.next().unwrap() {
+        codec::decode_record(r.get_ref(0).unwrap().as_blob().unwrap(), |_, s| {
+            samples += s.len()
+        })
+        .unwrap();
+    }
+    assert_eq!(samples, 5);
+}
+
 #[test]
 fn out_of_order_and_duplicates_are_rejected_like_prometheus() {
     let dir = tempfile::tempdir().unwrap();

@@ -26,7 +26,9 @@ use super::{
 use crate::validate::{LimitsConfig, Reason};
 
 const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+/// The schema version that introduced the current record layout ([`codec`]).
+const RECORD_FORMAT_SINCE: i64 = 3;
 /// Most write requests committed in one transaction.
 const MAX_GROUP: usize = 64;
 const SIZE_REFRESH: Duration = Duration::from_secs(5);
@@ -43,7 +45,7 @@ pub enum Msg {
 /// How to undo one change to the head.
 enum Undo {
     /// Samples pushed at the end of `touched[i]`: this many.
-    Pushed(usize, u32),
+    Pushed(usize, usize),
     /// A sample inserted at this timestamp into `touched[i]` (out-of-order window).
     Inserted(usize, i64),
     /// A series created.
@@ -100,7 +102,13 @@ impl Writer {
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion(version));
         }
+        // One transaction, so a migration interrupted half-way leaves the old version whole.
+        conn.execute_batch("BEGIN")?;
         conn.execute_batch(SCHEMA)?;
+        if (1..RECORD_FORMAT_SINCE).contains(&version) {
+            migrate_records(&conn)?;
+        }
+        conn.execute_batch("COMMIT")?;
         let mut w = Self {
             conn,
             db_path: db_path.to_path_buf(),
@@ -367,6 +375,7 @@ impl Writer {
         let samples: usize = group.iter().map(|(b, _)| b.samples.len()).sum();
         let mut record = Vec::with_capacity(samples * 4 + 64);
         let mut ts_range = (i64::MAX, i64::MIN);
+        let mut prev_first = 0;
         // The record's request bodies, while every entry so far came from one.
         let mut bodies = self.keep_bodies.then(|| Vec::with_capacity(group.len()));
         // Replies are held until the group is committed or undone, so no caller observes the
@@ -385,7 +394,14 @@ impl Writer {
                     .iter()
                     .filter(|e| !e.samples.is_empty())
                     .fold((0, 0u64), |(n, s), e| (n + 1, s + e.samples.len() as u64));
-                let out = self.apply(batch, &mut undo, &mut touched, &mut record, &mut ts_range)?;
+                let out = self.apply(
+                    batch,
+                    &mut undo,
+                    &mut touched,
+                    &mut record,
+                    &mut ts_range,
+                    &mut prev_first,
+                )?;
                 if entries > 0
                     && let Some(kept) = &mut bodies
                 {
@@ -482,6 +498,7 @@ impl Writer {
         touched: &mut Vec<Arc<MemSeries>>,
         record: &mut Vec<u8>,
         ts_range: &mut (i64, i64),
+        prev_first: &mut i64,
     ) -> Result<WriteOutcome, StoreError> {
         let mut out = WriteOutcome::default();
         let ooo_window = i64::try_from(self.limits.out_of_order_window.as_millis()).unwrap_or(0);
@@ -513,19 +530,36 @@ impl Writer {
             let slot = touched.len();
             touched.push(series);
             let series = &touched[slot];
+            {
+                let mut data = series.samples.lock();
+                // The usual case, every sample newer than the stored ones and ascending: one
+                // append, one undo entry, and the record entry written from the batch itself.
+                if data.last().is_none_or(|l| l.t < samples[0].t)
+                    && samples.windows(2).all(|w| w[0].t < w[1].t)
+                {
+                    data.extend_ascending(samples);
+                    drop(data);
+                    pushed(undo, slot, samples.len());
+                    ts_range.0 = ts_range.0.min(samples[0].t.0);
+                    ts_range.1 = ts_range.1.max(samples[samples.len() - 1].t.0);
+                    encode_entry(record, prev_first, series.id, samples);
+                    out.accepted += samples.len() as u64;
+                    continue;
+                }
+            }
             accepted.clear();
             {
                 let mut data = series.samples.lock();
                 for s in samples {
                     let Some(last) = data.last() else {
                         data.push(*s);
-                        pushed(undo, slot);
+                        pushed(undo, slot, 1);
                         accepted.push(*s);
                         continue;
                     };
                     if s.t > last.t {
                         data.push(*s);
-                        pushed(undo, slot);
+                        pushed(undo, slot, 1);
                         accepted.push(*s);
                         continue;
                     }
@@ -570,7 +604,7 @@ impl Writer {
                     ts_range.0 = ts_range.0.min(s.t.0);
                     ts_range.1 = ts_range.1.max(s.t.0);
                 }
-                encode_entry(record, series.id, &accepted);
+                encode_entry(record, prev_first, series.id, &accepted);
                 out.accepted += accepted.len() as u64;
             }
         }
@@ -808,11 +842,45 @@ impl Writer {
     }
 }
 
+/// Rewrites every record of a database older than [`RECORD_FORMAT_SINCE`] in the current
+/// layout: the log holds a few hours, so this is a bounded, one-time cost at the first start.
+fn migrate_records(conn: &Connection) -> Result<(), StoreError> {
+    let (mut after, mut rows) = (i64::MIN, 0u64);
+    let mut read =
+        conn.prepare("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq LIMIT 1024")?;
+    let mut write = conn.prepare("UPDATE log SET data = ?2 WHERE seq = ?1")?;
+    loop {
+        let batch: Vec<(i64, Vec<u8>)> = read
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let Some(&(last, _)) = batch.last() else {
+            break;
+        };
+        for (seq, old) in batch {
+            let mut data = Vec::with_capacity(old.len());
+            let mut prev_first = 0;
+            codec::decode_record_v2(&old, |id, s| {
+                encode_entry(&mut data, &mut prev_first, id, s);
+            })?;
+            write.execute(params![seq, data])?;
+            rows += 1;
+        }
+        after = last;
+    }
+    if rows > 0 {
+        tracing::info!(
+            records = rows,
+            "Rewrote the sample log in the current record layout."
+        );
+    }
+    Ok(())
+}
+
 /// Records a sample pushed onto `touched[slot]`, counting consecutive ones in one entry.
-fn pushed(undo: &mut Vec<Undo>, slot: usize) {
+fn pushed(undo: &mut Vec<Undo>, slot: usize, count: usize) {
     match undo.last_mut() {
-        Some(Undo::Pushed(i, n)) if *i == slot => *n += 1,
-        _ => undo.push(Undo::Pushed(slot, 1)),
+        Some(Undo::Pushed(i, n)) if *i == slot => *n += count,
+        _ => undo.push(Undo::Pushed(slot, count)),
     }
 }
 

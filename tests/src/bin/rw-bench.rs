@@ -760,7 +760,7 @@ fn main() {
                 let ti = (k + r) % targets.len();
                 let res = run_round(&rt, &client, &targets[ti], bodies, args.connections);
                 eprintln!(
-                    "[{}] round {r}{} {:<16} {:>8.2}s wall {:>7.2} CPU-s ({:.2} with 1s after) {:>10} samples/s",
+                    "[{}] round {r}{} {:<16} {:>8.2}s wall {:>7.3} CPU-s ({:.3} with 1s after) {:>10} samples/s",
                     scenario.name,
                     if measured { "" } else { " (warm-up)" },
                     targets[ti].name(),
