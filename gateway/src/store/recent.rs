@@ -36,6 +36,8 @@ pub struct Recent {
     records: VecDeque<RecentRecord>,
     bytes: usize,
     budget: usize,
+    /// The newest record pushed, kept when every record has been released.
+    newest: Option<i64>,
 }
 
 impl Recent {
@@ -44,6 +46,7 @@ impl Recent {
             records: VecDeque::new(),
             bytes: 0,
             budget,
+            newest: None,
         }
     }
 
@@ -57,14 +60,11 @@ impl Recent {
     /// Adds the record just committed (its seq follows the previous one's), dropping the
     /// oldest past the budget.
     pub fn push(&mut self, record: RecentRecord) {
-        if self
-            .records
-            .back()
-            .is_some_and(|last| last.seq + 1 != record.seq)
-        {
+        if self.newest.is_some_and(|last| last + 1 != record.seq) {
             self.records.clear();
             self.bytes = 0;
         }
+        self.newest = Some(record.seq);
         self.bytes += Self::size(&record);
         self.records.push_back(record);
         while self.bytes > self.budget {
@@ -75,15 +75,31 @@ impl Recent {
         }
     }
 
+    /// Drops the records up to `seq`, which every forwarder has sent: their memory (the
+    /// bodies above all) is reused by the requests that follow while it is still in cache,
+    /// instead of the budget's worth of fresh pages being faulted in and zeroed.
+    pub fn release_through(&mut self, seq: i64) {
+        while self.records.front().is_some_and(|r| r.seq <= seq) {
+            if let Some(old) = self.records.pop_front() {
+                self.bytes -= Self::size(&old);
+            }
+        }
+    }
+
     /// Appends to `out` up to `max` records after `after` and returns true, if every record
     /// after `after` is here; false if some must be read from the database.
     pub fn after(&self, after: i64, max: usize, out: &mut Vec<RecentRecord>) -> bool {
-        let Some(front) = self.records.front() else {
+        let Some(front) = self
+            .records
+            .front()
+            .map(|r| r.seq)
+            .or_else(|| self.newest.map(|n| n + 1))
+        else {
             return false;
         };
         let Some(skip) = after
             .checked_add(1)
-            .and_then(|next| next.checked_sub(front.seq))
+            .and_then(|next| next.checked_sub(front))
             .and_then(|d| usize::try_from(d).ok())
         else {
             return false;
@@ -128,5 +144,24 @@ mod tests {
         r.push(rec(8, 10));
         assert_eq!(seqs(&r, 5, 10), None);
         assert_eq!(seqs(&r, 7, 10), Some(vec![8]));
+    }
+
+    #[test]
+    fn released_records_are_gone_and_nothing_after_them_is_missing() {
+        let mut r = Recent::new(1000);
+        for seq in 1..=4 {
+            r.push(rec(seq, 30));
+        }
+        r.release_through(2);
+        assert_eq!(r.bytes, 60);
+        assert_eq!(seqs(&r, 1, 10), None);
+        assert_eq!(seqs(&r, 2, 10), Some(vec![3, 4]));
+        r.release_through(4);
+        assert_eq!(r.bytes, 0);
+        // Empty, yet it knows nothing follows record 4 (no reading back from SQLite).
+        assert_eq!(seqs(&r, 4, 10), Some(vec![]));
+        assert_eq!(seqs(&r, 3, 10), None);
+        r.push(rec(5, 30));
+        assert_eq!(seqs(&r, 4, 10), Some(vec![5]));
     }
 }

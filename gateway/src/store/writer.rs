@@ -197,9 +197,13 @@ impl Writer {
                  ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
             )?
             .execute(params![name, seq])?;
-        let mut cursors = self.cursors.lock();
-        let c = cursors.entry(name.to_string()).or_insert(seq);
-        *c = (*c).max(seq);
+        let min = {
+            let mut cursors = self.cursors.lock();
+            let c = cursors.entry(name.to_string()).or_insert(seq);
+            *c = (*c).max(seq);
+            cursors.values().copied().min().unwrap_or(seq)
+        };
+        self.recent.lock().release_through(min);
         Ok(())
     }
 
