@@ -32,9 +32,10 @@
 //! on lanes ([`lanes`]) such that bodies sharing a series are sent one after the other, so
 //! each series still leaves in order on one connection at a time. Records without bodies (rule
 //! outputs, pushes, partly refused requests, or anything read back from SQLite after a
-//! restart or a lag beyond the memory budget) are re-encoded; a chunk never mixes the two.
-//! The bodies are not written to SQLite: the record is the durable copy, and writing them
-//! cost the writer as much as re-encoding costs the forwarder.
+//! restart) are re-encoded; a chunk never mixes the two. The bodies are not written to
+//! SQLite: the record is the durable copy, and writing them there cost the writer as much as
+//! re-encoding costs the forwarder. Bodies of records that leave the memory tail unsent go to
+//! plain files ([`crate::store::spill`]), so a backlog drains as received too.
 //!
 //! **Backlog against fresh data.** Records go oldest first, because receivers such as
 //! Prometheus and Mimir reject a sample older than one they already have for the series: a
@@ -79,6 +80,10 @@ use send::{Request, Sender, Sent};
 const READ_BATCH: usize = 1024;
 /// Bytes of records read from the database for one chunk, past which it stops reading.
 const READ_BYTES: usize = 32 << 20;
+/// Record bytes read per sample a chunk may hold: a record takes 2 to 10 bytes a sample, so a
+/// chunk is read about whole without reading many records that it will not take (and will
+/// read again for the next chunk).
+const READ_BYTES_PER_SAMPLE: usize = 8;
 /// Most samples in one chunk, whatever the queue settings (bounds memory).
 const CHUNK_SAMPLES_CAP: usize = 500_000;
 /// Longest the saved cursor lags the acknowledged one while data flows (a crash resends at
@@ -278,6 +283,11 @@ impl ShardBuf {
     }
 }
 
+/// Whether a record's bodies can be sent as received: each fits one request.
+fn fits(bodies: &[KeptBody], per_send: usize) -> bool {
+    bodies.iter().all(|k| k.body.samples as usize <= per_send)
+}
+
 /// Which shard sends a series: a multiplicative hash of its id (ids are dense integers).
 fn shard_of(id: u64, shards: usize) -> usize {
     ((id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
@@ -289,21 +299,47 @@ impl ChunkBuilder {
         (q.capacity.max(q.max_samples_per_send) * q.max_shards).clamp(1, CHUNK_SAMPLES_CAP)
     }
 
-    /// Reads records after `after` from the database (without request bodies, which only
-    /// memory holds): at most [`READ_BATCH`], and stops after [`READ_BYTES`].
+    /// Reads records after `after` from the database, about what one chunk takes: at most
+    /// [`READ_BATCH`] records, bodies up to the chunk's samples, data up to
+    /// [`READ_BYTES_PER_SAMPLE`] a sample (and [`READ_BYTES`]). A record whose request bodies
+    /// were kept on disk ([`crate::store::spill`]) comes with them instead of its data, when
+    /// this target is sent bodies.
     fn read_records(&mut self, after: i64, out: &mut Vec<RecentRecord>) -> Result<(), StoreError> {
+        let per_send = self.cfg.queue_config.max_samples_per_send.max(1);
+        let limit = self.max_chunk_samples();
+        let max_bytes = READ_BYTES.min(limit.saturating_mul(READ_BYTES_PER_SAMPLE));
         let mut stmt = self
             .reader
             .prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let mut rows = stmt.query([after, READ_BATCH as i64])?;
-        let mut bytes = 0;
-        while bytes < READ_BYTES
+        let (mut bytes, mut body_samples) = (0, 0);
+        while bytes < max_bytes
+            && body_samples < limit
             && let Some(row) = rows.next()?
         {
+            let seq = row.get(0)?;
+            let bodies = self
+                .as_received
+                .then(|| self.store.spilled_bodies(seq))
+                .flatten()
+                .filter(|b| fits(b, per_send));
+            if let Some(bodies) = bodies {
+                body_samples += bodies
+                    .iter()
+                    .map(|k| k.body.samples as usize)
+                    .sum::<usize>();
+                out.push(RecentRecord {
+                    seq,
+                    data: Bytes::new(),
+                    bodies: Some(bodies),
+                });
+                continue;
+            }
+            // Read only now: SQLite fetches a blob's overflow pages when it is asked for.
             let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             bytes += data.len();
             out.push(RecentRecord {
-                seq: row.get(0)?,
+                seq,
                 data: Bytes::copy_from_slice(data),
                 bodies: None,
             });
@@ -337,10 +373,10 @@ impl ChunkBuilder {
         let mut received = false;
         let mut received_samples = 0usize;
         for (n, record) in records.iter().enumerate() {
-            // Sent as received when every body fits one request.
-            let bodies = record.bodies.as_deref().filter(|b| {
-                self.as_received && b.iter().all(|k| k.body.samples as usize <= per_send)
-            });
+            let bodies = record
+                .bodies
+                .as_deref()
+                .filter(|b| self.as_received && fits(b, per_send));
             if n > 0 && bodies.is_some() != received {
                 break;
             }

@@ -13,6 +13,7 @@ pub mod chunk;
 pub mod codec;
 pub mod head;
 pub mod recent;
+pub mod spill;
 mod writer;
 
 use std::ops::Range;
@@ -81,7 +82,11 @@ pub struct MetricMetadata {
 
 /// Bytes of the newest records (and their request bodies) kept in memory for the forwarders:
 /// at 10-45 bytes a sample, a few million samples of lag.
+#[cfg(not(test))]
 const RECENT_BYTES: usize = 64 << 20;
+/// Small in unit tests, so that they reach what lies past it.
+#[cfg(test)]
+const RECENT_BYTES: usize = 64 << 10;
 
 /// A validated write, applied atomically.
 #[derive(Debug, Default)]
@@ -134,6 +139,7 @@ pub struct StoreMetrics {
     pub samples_in_memory: Gauge,
     pub retention_deleted_samples: Counter,
     pub database_bytes: Gauge,
+    pub spilled_body_bytes: Gauge,
 }
 
 impl StoreMetrics {
@@ -149,6 +155,7 @@ impl StoreMetrics {
             samples_in_memory: Gauge::default(),
             retention_deleted_samples: Counter::default(),
             database_bytes: Gauge::default(),
+            spilled_body_bytes: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("store");
         r.register(
@@ -197,6 +204,11 @@ impl StoreMetrics {
             "Size of the SQLite database and its WAL",
             m.database_bytes.clone(),
         );
+        r.register(
+            "spilled_body_bytes",
+            "Request bodies on disk for a forwarder behind the in-memory tail (not durable)",
+            m.spilled_body_bytes.clone(),
+        );
         m
     }
 }
@@ -233,6 +245,7 @@ pub(crate) struct Shared {
     /// The newest sample timestamp committed (ms).
     pub highest_ts: Arc<std::sync::atomic::AtomicI64>,
     pub recent: Arc<Mutex<recent::Recent>>,
+    pub spill: Arc<Mutex<spill::Spill>>,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -243,6 +256,7 @@ pub struct Store {
     cursors: Arc<Mutex<std::collections::HashMap<String, i64>>>,
     highest_ts: Arc<std::sync::atomic::AtomicI64>,
     recent: Arc<Mutex<recent::Recent>>,
+    spill: Arc<Mutex<spill::Spill>>,
     db_path: std::path::PathBuf,
     keeps_bodies: bool,
     tx: Mutex<Option<mpsc::Sender<writer::Msg>>>,
@@ -276,6 +290,24 @@ impl Store {
         } else {
             RECENT_BYTES
         })));
+        // Bodies evicted from the tail unsent take at most the largest backlog budget of the
+        // targets that are sent bodies (0: bounded by the disk only, as the backlog).
+        let spill_budget = targets
+            .iter()
+            .filter(|t| t.as_received)
+            .map(|t| match t.max_backlog_bytes {
+                0 => u64::MAX,
+                b => b,
+            })
+            .max()
+            .unwrap_or(0);
+        let spill_dir = cfg.path.join("bodies");
+        let spill =
+            spill::Spill::open(&spill_dir, spill_budget).map_err(|source| StoreError::DataDir {
+                path: spill_dir.display().to_string(),
+                source,
+            })?;
+        let spill = Arc::new(Mutex::new(spill));
         let shared = Shared {
             head: head.clone(),
             metadata: metadata.clone(),
@@ -283,6 +315,7 @@ impl Store {
             cursors: cursors.clone(),
             highest_ts: highest_ts.clone(),
             recent: recent.clone(),
+            spill: spill.clone(),
         };
         let w = writer::Writer::open(
             &db_path,
@@ -308,6 +341,7 @@ impl Store {
             cursors,
             highest_ts,
             recent,
+            spill,
             db_path,
             keeps_bodies: targets.iter().any(|t| t.as_received),
             tx: Mutex::new(Some(tx)),
@@ -343,6 +377,12 @@ impl Store {
         out: &mut Vec<recent::RecentRecord>,
     ) -> bool {
         self.recent.lock().after(after, max, out)
+    }
+
+    /// The request bodies of record `seq`, if they were kept on disk ([`spill`]).
+    pub fn spilled_bodies(&self, seq: i64) -> Option<Arc<[recent::KeptBody]>> {
+        let at = self.spill.lock().locate(seq)?;
+        spill::read(&at)
     }
 
     /// A forward target's cursor: the last record its receiver acknowledged.

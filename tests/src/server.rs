@@ -512,6 +512,12 @@ pub struct Vmagent {
 
 impl Vmagent {
     pub fn start(remote_write_url: &str) -> Self {
+        Self::start_with_relabel(remote_write_url, None)
+    }
+
+    /// vmagent with `relabel` (a relabel config, YAML) applied to what it sends to the URL
+    /// (`-remoteWrite.urlRelabelConfig`, its `write_relabel_configs`).
+    pub fn start_with_relabel(remote_write_url: &str, relabel: Option<&str>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vmagent-e2e-")
             .tempdir()
@@ -524,6 +530,11 @@ impl Vmagent {
                 "-remoteWrite.tmpDataPath={}",
                 dir.path().join("queue").display()
             ));
+        if let Some(relabel) = relabel {
+            let path = dir.path().join("relabel.yml");
+            std::fs::write(&path, relabel).expect("write vmagent relabel config");
+            cmd.arg(format!("-remoteWrite.urlRelabelConfig={}", path.display()));
+        }
         Vmagent {
             process: Process::spawn("vmagent", cmd, port, dir, "/health"),
         }

@@ -291,6 +291,51 @@ fn bodies_go_as_received_and_other_records_are_encoded() {
 }
 
 #[test]
+fn bodies_past_the_memory_tail_are_sent_from_disk_as_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), true);
+    // 40 bodies of 200 series: several times the tail's 64 KiB in unit tests.
+    let bodies: Vec<Bytes> = (0..40)
+        .map(|k| {
+            let (body, batch) = received(200, 10_000 + k, k as f64);
+            store.write_blocking(batch).unwrap();
+            body
+        })
+        .collect();
+    let mut tail = Vec::new();
+    assert!(
+        !store.recent_after(0, 100, &mut tail),
+        "the first records left memory"
+    );
+    assert!(store.spilled_bodies(1).is_some());
+    let yaml = "url: http://127.0.0.1:1/api/v1/write\nname: t\nqueue_config: {max_samples_per_send: 1000, max_shards: 4}\n";
+    let mut b = builder(&store, yaml);
+    let (mut sent, mut after) = (Vec::new(), 0);
+    while let Some(chunk) = b.build(after).unwrap() {
+        assert!(chunk.as_received, "records {after}.. were re-encoded");
+        // Every body holds the same series: one lane, in order.
+        assert_eq!(chunk.shards.len(), 1);
+        sent.extend(chunk.shards[0].iter().map(|r| r.body.clone()));
+        after = chunk.last_seq;
+    }
+    assert_eq!(after, 40);
+    assert_eq!(sent, bodies);
+
+    // Sent and acknowledged: the files go.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(store.set_cursor("t", 40)).unwrap();
+    assert!(store.spilled_bodies(1).is_none());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("bodies"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
 fn record_numbers_keep_growing_after_retention_emptied_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());

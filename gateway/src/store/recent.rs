@@ -58,8 +58,8 @@ impl Recent {
     }
 
     /// Adds the record just committed (its seq follows the previous one's), dropping the
-    /// oldest past the budget.
-    pub fn push(&mut self, record: RecentRecord) {
+    /// oldest past the budget; returns those of them that held bodies.
+    pub fn push(&mut self, record: RecentRecord) -> Vec<RecentRecord> {
         if self.newest.is_some_and(|last| last + 1 != record.seq) {
             self.records.clear();
             self.bytes = 0;
@@ -67,12 +67,17 @@ impl Recent {
         self.newest = Some(record.seq);
         self.bytes += Self::size(&record);
         self.records.push_back(record);
+        let mut evicted = Vec::new();
         while self.bytes > self.budget {
             let Some(old) = self.records.pop_front() else {
                 break;
             };
             self.bytes -= Self::size(&old);
+            if old.bodies.is_some() {
+                evicted.push(old);
+            }
         }
+        evicted
     }
 
     /// Drops the records up to `seq`, which every forwarder has sent: their memory (the

@@ -69,6 +69,7 @@ pub struct Writer {
     /// bodies then keep them in [`Recent`].
     keep_bodies: bool,
     recent: Arc<Mutex<Recent>>,
+    spill: Arc<Mutex<super::spill::Spill>>,
     /// The newest record's `log.seq`. Assigned here rather than left to SQLite's rowid, which
     /// restarts from the largest remaining one once retention emptied the table (and would
     /// then fall behind the forward cursors).
@@ -123,6 +124,7 @@ impl Writer {
                 .collect(),
             keep_bodies: targets.iter().any(|t| t.as_received),
             recent: shared.recent,
+            spill: shared.spill,
             last_seq: 0,
             limits,
             metrics,
@@ -204,6 +206,9 @@ impl Writer {
             cursors.values().copied().min().unwrap_or(seq)
         };
         self.recent.lock().release_through(min);
+        let mut spill = self.spill.lock();
+        spill.release_through(min);
+        self.metrics.spilled_body_bytes.set(spill.bytes() as i64);
         Ok(())
     }
 
@@ -452,11 +457,16 @@ impl Writer {
                 if let Some(seq) = seq {
                     self.last_seq = seq;
                     // Before `committed` moves, so a forwarder woken by it finds the record.
-                    self.recent.lock().push(RecentRecord {
+                    let evicted = self.recent.lock().push(RecentRecord {
                         seq,
                         data: record.into(),
                         bodies: bodies.map(Into::into),
                     });
+                    if !evicted.is_empty() {
+                        let mut spill = self.spill.lock();
+                        spill.append(&evicted);
+                        self.metrics.spilled_body_bytes.set(spill.bytes() as i64);
+                    }
                     self.highest_ts
                         .fetch_max(ts_range.1, std::sync::atomic::Ordering::AcqRel);
                     self.committed.send_replace(seq);

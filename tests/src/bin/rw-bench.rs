@@ -40,7 +40,8 @@ struct Args {
     /// Targets, comma-separated: promgate, prometheus, vm, vmagent (forwarding to its own
     /// VictoriaMetrics sink, verified there), promgate-fwd (promgate forwarding to its own
     /// VictoriaMetrics sink), promgate-fwd-encoded (the same with a no-op relabel rule, so
-    /// every request is re-encoded rather than sent as received).
+    /// every request is re-encoded rather than sent as received), vmagent-relabel (vmagent with
+    /// that same rule).
     #[arg(
         long,
         default_value = "promgate,prometheus,vm,vmagent",
@@ -114,6 +115,9 @@ const STEP_MS: i64 = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // Payloads: trading label sets.
+
+/// A relabel rule that matches no series: it costs what relabeling costs and changes nothing.
+const NO_OP_RELABEL_RULE: &str = "{source_labels: [__name__], regex: no_such_metric, action: drop}";
 
 const METRICS: [&str; 10] = [
     "orders_submitted_total",
@@ -312,7 +316,8 @@ enum Target {
     Vm(VictoriaMetrics),
     /// vmagent forwarding to its own VictoriaMetrics sink; verified through the sink. Only
     /// vmagent's CPU is counted.
-    Vmagent(Vmagent, VictoriaMetrics),
+    /// With `true`, vmagent applies the same no-op relabel rule as `promgate-fwd-encoded`.
+    Vmagent(Vmagent, VictoriaMetrics, bool),
     /// promgate forwarding (remote_write) to its own VictoriaMetrics sink; verified through
     /// the sink. Only promgate's CPU is counted, until its forward cursor has caught up.
     /// With `encoded`, the target has a (no-op) relabel rule, so every request is re-encoded
@@ -337,18 +342,23 @@ impl Target {
             "vm" => Target::Vm(VictoriaMetrics::start_with_args(&[
                 "-search.latencyOffset=0s",
             ])),
-            "vmagent" => {
+            "vmagent" | "vmagent-relabel" => {
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
-                Target::Vmagent(Vmagent::start(&sink.write_url()), sink)
+                let relabel = name == "vmagent-relabel";
+                let agent = Vmagent::start_with_relabel(
+                    &sink.write_url(),
+                    relabel.then_some(NO_OP_RELABEL_RULE),
+                );
+                Target::Vmagent(agent, sink, relabel)
             }
             "promgate-fwd" | "promgate-fwd-encoded" => {
                 let encoded = name == "promgate-fwd-encoded";
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
                 let data = tempfile::tempdir().expect("tempdir");
                 let relabel = if encoded {
-                    "    write_relabel_configs:\n      - {source_labels: [__name__], regex: no_such_metric, action: drop}\n"
+                    format!("    write_relabel_configs:\n      - {NO_OP_RELABEL_RULE}\n")
                 } else {
-                    ""
+                    String::new()
                 };
                 let config = format!(
                     "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 2000\n{relabel}",
@@ -363,7 +373,7 @@ impl Target {
             }
             other => {
                 panic!(
-                    "unknown target {other:?} (promgate, prometheus, vm, vmagent, promgate-fwd, promgate-fwd-encoded)"
+                    "unknown target {other:?} (promgate, prometheus, vm, vmagent, vmagent-relabel, promgate-fwd, promgate-fwd-encoded)"
                 )
             }
         }
@@ -374,7 +384,8 @@ impl Target {
             Target::Promgate(..) => "promgate",
             Target::Prometheus(_) => "Prometheus 2.42",
             Target::Vm(_) => "VictoriaMetrics",
-            Target::Vmagent(..) => "vmagent",
+            Target::Vmagent(.., false) => "vmagent",
+            Target::Vmagent(.., true) => "vmagent (relabel)",
             Target::PromgateFwd { encoded: false, .. } => "promgate→VM",
             Target::PromgateFwd { encoded: true, .. } => "promgate→VM (re-encoded)",
         }
@@ -385,7 +396,7 @@ impl Target {
             Target::Promgate(p, _) => p.url(),
             Target::Prometheus(p) => p.url(),
             Target::Vm(v) => v.url(),
-            Target::Vmagent(a, _) => a.url(),
+            Target::Vmagent(a, ..) => a.url(),
             Target::PromgateFwd { pg: p, .. } => p.url(),
         }
     }
@@ -393,7 +404,7 @@ impl Target {
     /// Where reads go: the target itself, or vmagent's sink.
     fn read_url(&self) -> String {
         match self {
-            Target::Vmagent(_, sink) | Target::PromgateFwd { sink, .. } => sink.url(),
+            Target::Vmagent(_, sink, _) | Target::PromgateFwd { sink, .. } => sink.url(),
             other => other.url(),
         }
     }
@@ -403,7 +414,7 @@ impl Target {
             Target::Promgate(p, _) => p.pid(),
             Target::Prometheus(p) => p.pid(),
             Target::Vm(v) => v.pid(),
-            Target::Vmagent(a, _) => a.pid(),
+            Target::Vmagent(a, ..) => a.pid(),
             Target::PromgateFwd { pg: p, .. } => p.pid(),
         }
     }
@@ -431,7 +442,7 @@ impl Target {
         );
         match self {
             Target::Promgate(p, _) => p.export(&sel, Some(range), false),
-            Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd { sink: v, .. } => {
+            Target::Vm(v) | Target::Vmagent(_, v, _) | Target::PromgateFwd { sink: v, .. } => {
                 v.export(&sel, Some(range))
             }
             Target::Prometheus(p) => {
@@ -443,7 +454,8 @@ impl Target {
 
     /// Makes written data visible to reads (VictoriaMetrics buffers for up to a second).
     fn flush(&self) {
-        if let Target::Vm(v) | Target::Vmagent(_, v) | Target::PromgateFwd { sink: v, .. } = self {
+        if let Target::Vm(v) | Target::Vmagent(_, v, _) | Target::PromgateFwd { sink: v, .. } = self
+        {
             v.force_flush();
         }
     }
@@ -842,11 +854,18 @@ fn main() {
             }
             md.push('\n');
         }
-        // The forwarding comparison: each promgate forwarder against vmagent.
-        if let Some(va) = summaries.iter().find(|s| s.name == "vmagent") {
+        // The forwarding comparison: each promgate forwarder against vmagent, and the
+        // re-encoding one also against vmagent with the same relabel rule.
+        let find = |name: &str| summaries.iter().find(|s| s.name == name);
+        if let Some(va) = find("vmagent") {
             for fwd in summaries.iter().filter(|s| s.name.starts_with("promgate→")) {
                 md.push_str(&ratios(fwd, va));
             }
+            md.push('\n');
+        }
+        if let (Some(fwd), Some(va)) = (find("promgate→VM (re-encoded)"), find("vmagent (relabel)"))
+        {
+            md.push_str(&ratios(fwd, va));
             md.push('\n');
         }
         md.push('\n');
