@@ -24,9 +24,9 @@
 //! while the current one is being sent. Records come from the store's in-memory tail of
 //! recent records ([`crate::store::recent`]) while the forwarder keeps up, else from SQLite.
 //!
-//! **Bodies as received.** A target that speaks remote write 1.0 and neither relabels nor
-//! adds external labels would be sent exactly what a 1.0 sender sent promgate, whenever
-//! promgate stored every sample of the request. For such targets the store keeps those
+//! **Bodies as received.** A target that speaks remote write 1.0 and adds no external labels
+//! would be sent exactly what a 1.0 sender sent promgate, whenever promgate stored every
+//! sample of the request and the target's relabel rules leave each of its series unchanged. For such targets the store keeps those
 //! request bodies with their record, in memory, and the forwarder sends them as they are: no
 //! decoding of the record, no labeling, no encoding, no compression. The bodies of a chunk go
 //! on lanes ([`lanes`]) such that bodies sharing a series are sent one after the other, so
@@ -244,8 +244,8 @@ struct Chunk {
 /// call at a time (moved in and out of `spawn_blocking`).
 struct ChunkBuilder {
     cfg: Arc<RemoteWriteConfig>,
-    /// Whether this target is sent bodies as received where the store kept them.
-    as_received: bool,
+    /// Which bodies this target is sent as received.
+    bodies: BodyFilter,
     external: Vec<(String, String)>,
     store: Arc<Store>,
     reader: rusqlite::Connection,
@@ -283,9 +283,41 @@ impl ShardBuf {
     }
 }
 
-/// Whether a record's bodies can be sent as received: each fits one request.
-fn fits(bodies: &[KeptBody], per_send: usize) -> bool {
-    bodies.iter().all(|k| k.body.samples as usize <= per_send)
+/// Which request bodies kept by the store a target is sent as they arrived.
+struct BodyFilter {
+    /// The target takes bodies at all ([`RemoteWriteConfig::as_received`]).
+    enabled: bool,
+    /// Per series, whether `write_relabel_configs` leave it as it is (only with rules).
+    unchanged: hashbrown::HashMap<u64, bool>,
+}
+
+impl BodyFilter {
+    /// Whether a record's bodies go as received: each fits one request, and the relabel
+    /// rules (if any) leave every series in them as it is (a rule dropping some series, say,
+    /// leaves most bodies untouched).
+    fn sendable(
+        &mut self,
+        bodies: &[KeptBody],
+        per_send: usize,
+        cfg: &RemoteWriteConfig,
+        head: &crate::store::head::Head,
+    ) -> bool {
+        if !self.enabled || !bodies.iter().all(|k| k.body.samples as usize <= per_send) {
+            return false;
+        }
+        let rules = &cfg.write_relabel_configs;
+        if rules.is_empty() {
+            return true;
+        }
+        bodies.iter().flat_map(|k| k.ids.iter()).all(|&id| {
+            *self.unchanged.entry(id).or_insert_with(|| {
+                head.get(id).is_some_and(|series| {
+                    let pairs = encode::with_external(&series.labels, &[]);
+                    relabel::process(pairs.clone(), rules).is_some_and(|p| p == pairs)
+                })
+            })
+        })
+    }
 }
 
 /// Which shard sends a series: a multiplicative hash of its id (ids are dense integers).
@@ -319,10 +351,14 @@ impl ChunkBuilder {
         {
             let seq = row.get(0)?;
             let bodies = self
-                .as_received
+                .bodies
+                .enabled
                 .then(|| self.store.spilled_bodies(seq))
                 .flatten()
-                .filter(|b| fits(b, per_send));
+                .filter(|b| {
+                    self.bodies
+                        .sendable(b, per_send, &self.cfg, self.store.head())
+                });
             if let Some(bodies) = bodies {
                 body_samples += bodies
                     .iter()
@@ -351,8 +387,9 @@ impl ChunkBuilder {
     fn build(&mut self, after: i64) -> Result<Option<Chunk>, StoreError> {
         // Series come and go; a cache far larger than the head is mostly dead entries. Cleared
         // only here, between requests, since 2.0 requests hold interned ids.
-        if self.cache.len() > 2 * self.store.head().len() + 1024 {
+        if self.cache.len() + self.bodies.unchanged.len() > 2 * self.store.head().len() + 1024 {
             self.cache.clear();
+            self.bodies.unchanged.clear();
             self.interner.clear();
             self.v2.reset_symbols();
         }
@@ -373,10 +410,10 @@ impl ChunkBuilder {
         let mut received = false;
         let mut received_samples = 0usize;
         for (n, record) in records.iter().enumerate() {
-            let bodies = record
-                .bodies
-                .as_deref()
-                .filter(|b| self.as_received && fits(b, per_send));
+            let bodies = record.bodies.as_deref().filter(|b| {
+                self.bodies
+                    .sendable(b, per_send, &self.cfg, self.store.head())
+            });
             if n > 0 && bodies.is_some() != received {
                 break;
             }
@@ -654,7 +691,10 @@ impl Forwarder {
             .get_or_create(&queue)
             .set(cfg.queue_config.min_shards as i64);
         let builder = ChunkBuilder {
-            as_received: cfg.as_received(external),
+            bodies: BodyFilter {
+                enabled: cfg.as_received(external),
+                unchanged: hashbrown::HashMap::new(),
+            },
             cfg: cfg.clone(),
             external: external
                 .iter()

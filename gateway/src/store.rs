@@ -229,8 +229,9 @@ pub struct ForwardTarget {
     pub name: String,
     /// Most bytes of unsent records kept for it; 0 for no bound.
     pub max_backlog_bytes: u64,
-    /// Whether it is sent request bodies as received (remote write 1.0, no relabeling, no
-    /// external labels): the store then keeps those bodies with the newest records in memory.
+    /// Whether it may be sent request bodies as received (remote write 1.0, no external
+    /// labels): the store then keeps those bodies with the newest records (in memory, then
+    /// [`spill`]).
     pub as_received: bool,
 }
 

@@ -2,7 +2,7 @@
 //! with the same labels plus the external labels and the same values, also across a receiver
 //! outage and a SIGKILL of promgate with a backlog queued. Both ways of sending are covered:
 //! re-encoded from the record log (a target with external labels), and request bodies sent
-//! as received (a target without relabeling or external labels).
+//! as received (a target without external labels, where its relabel rules change nothing).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,7 +87,7 @@ impl Drop for Receiver {
 enum Way {
     /// With external labels: every record re-encoded.
     Encoded,
-    /// Without relabeling or external labels: request bodies as received where kept.
+    /// Without external labels: request bodies as received where kept.
     AsReceived,
 }
 
@@ -287,6 +287,61 @@ fn bodies_as_received_arrive_and_partly_stored_requests_are_encoded() {
     assert_eq!(as_received(&pg, &receiver), 4.0);
     let sent = queue_series("prometheus_remote_storage_samples_total", &receiver);
     assert_eq!(http::metric_value(&pg.metrics(), &sent), Some(121.0));
+}
+
+#[test]
+fn a_relabeling_target_gets_untouched_bodies_as_received_and_the_rest_by_its_rules() {
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(rdir.path(), free_port());
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "{}    write_relabel_configs:\n      \
+         - {{source_labels: [strategy], regex: 'drop_me', action: drop}}\n",
+        config(&receiver, Way::AsReceived)
+    );
+    let pg = Promgate::start(data.path(), &config);
+    let t0 = now_ms() - 60_000;
+    // Three requests the rule leaves as they are.
+    for round in 0..3 {
+        write(&pg, round, 20, t0 + round as i64 * 10_000);
+    }
+    // One holding a series the rule drops, besides two it keeps.
+    let mixed = WriteRequest {
+        timeseries: ["s0", "s1", "drop_me"]
+            .iter()
+            .map(|s| {
+                series(
+                    labels(&[
+                        ("__name__", "fwd_pnl"),
+                        ("strategy", s),
+                        ("venue", "binance"),
+                    ]),
+                    &[(t0 + 30_000, 7.5)],
+                )
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    let r = http::post_rw_v1(&pg.write_url(), encode_v1(&mixed)).expect("write");
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let mut want = expected(&pg, Way::AsReceived);
+    let dropped = want
+        .keys()
+        .find(|k| k.contains("drop_me"))
+        .cloned()
+        .expect("promgate stored the series the target drops");
+    want.remove(&dropped);
+    assert_eq!(want.len(), 20);
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 62);
+    arrives(&receiver, &want, Duration::from_secs(30));
+    assert_eq!(as_received(&pg, &receiver), 3.0);
+    let dropped = queue_series("prometheus_remote_storage_samples_dropped_total", &receiver);
+    let metrics = pg.metrics();
+    assert_eq!(
+        http::metric_value(&metrics, &dropped),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 #[test]

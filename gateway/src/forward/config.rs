@@ -141,13 +141,11 @@ impl RemoteWriteConfig {
         }
     }
 
-    /// Whether this target is sent remote-write 1.0 request bodies as they arrived (see
-    /// `store::ReceivedBody`): what it would be sent is then exactly what arrived, since it
-    /// speaks 1.0 and neither relabels nor adds labels.
+    /// Whether this target may be sent remote-write 1.0 request bodies as they arrived (see
+    /// `store::ReceivedBody`): it speaks 1.0 and adds no labels, so a body is exactly what it
+    /// would be sent whenever its relabel rules, if any, leave every series in it as it is.
     pub fn as_received(&self, external_labels: &BTreeMap<String, String>) -> bool {
-        self.wire() == Wire::V1
-            && self.write_relabel_configs.is_empty()
-            && external_labels.is_empty()
+        self.wire() == Wire::V1 && external_labels.is_empty()
     }
 
     /// The name used in metrics: `name`, else the first 6 hex digits of a hash of the URL

@@ -268,17 +268,33 @@ fn bodies_go_as_received_and_other_records_are_encoded() {
     assert!(b.build(4).unwrap().is_none());
     let sent = contents(&[&first, &second, &third, &fourth]);
 
-    // A target that relabels re-encodes everything: the same series and samples.
+    // Relabel rules that leave every series of a body as it is: the body goes as received.
+    let rules = |rule: &str| format!("{PLAIN}write_relabel_configs:\n- {rule}\n");
     let mut r = builder(
         &store,
-        &format!(
-            "{PLAIN}write_relabel_configs:\n- {{source_labels: [i], regex: x, action: drop}}\n"
-        ),
+        &rules("{source_labels: [i], regex: x, action: drop}"),
     );
     let chunk = r.build(0).unwrap().unwrap();
-    assert!(!chunk.as_received);
-    assert_eq!(chunk.last_seq, 4);
-    assert_eq!(contents(&[&chunk]), sent);
+    assert!(chunk.as_received);
+    assert_eq!(chunk.shards[0][0].body, a);
+    // Rules that drop or change a series of a body: re-encoded, as the rules say.
+    for rule in [
+        "{source_labels: [i], regex: '1', action: drop}",
+        "{source_labels: [i], regex: '1', target_label: changed, replacement: yes}",
+    ] {
+        let mut r = builder(&store, &rules(rule));
+        let chunk = r.build(0).unwrap().unwrap();
+        assert!(!chunk.as_received, "{rule}");
+        assert_eq!(chunk.last_seq, 4, "{rule}");
+        let got = contents(&[&chunk]);
+        let mut want = sent.clone();
+        let one = want.remove(r#"[("__name__", "m"), ("i", "1")]"#).unwrap();
+        if rule.contains("changed") {
+            let key = r#"[("__name__", "m"), ("changed", "yes"), ("i", "1")]"#;
+            want.insert(key.into(), one);
+        }
+        assert_eq!(got, want, "{rule}");
+    }
 
     // Bodies live in memory only: after a restart everything is re-encoded from the log.
     drop((b, r, store));

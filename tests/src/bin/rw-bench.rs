@@ -39,8 +39,9 @@ use proto::v1::{Label, WriteRequest};
 struct Args {
     /// Targets, comma-separated: promgate, prometheus, vm, vmagent (forwarding to its own
     /// VictoriaMetrics sink, verified there), promgate-fwd (promgate forwarding to its own
-    /// VictoriaMetrics sink), promgate-fwd-encoded (the same with a no-op relabel rule, so
-    /// every request is re-encoded rather than sent as received), vmagent-relabel (vmagent with
+    /// VictoriaMetrics sink), promgate-fwd-encoded (the same with a relabel rule that adds a
+    /// label to every series, so every request is re-encoded rather than sent as received),
+    /// vmagent-relabel (vmagent with
     /// that same rule).
     #[arg(
         long,
@@ -116,8 +117,9 @@ const STEP_MS: i64 = 10_000;
 // ---------------------------------------------------------------------------------------------
 // Payloads: trading label sets.
 
-/// A relabel rule that matches no series: it costs what relabeling costs and changes nothing.
-const NO_OP_RELABEL_RULE: &str = "{source_labels: [__name__], regex: no_such_metric, action: drop}";
+/// A relabel rule that adds a label to every series (which the verification's selectors
+/// still match): a forwarder must relabel and re-encode every series.
+const RELABEL_RULE: &str = "{target_label: forwarded_by, replacement: relay}";
 
 const METRICS: [&str; 10] = [
     "orders_submitted_total",
@@ -316,12 +318,12 @@ enum Target {
     Vm(VictoriaMetrics),
     /// vmagent forwarding to its own VictoriaMetrics sink; verified through the sink. Only
     /// vmagent's CPU is counted.
-    /// With `true`, vmagent applies the same no-op relabel rule as `promgate-fwd-encoded`.
+    /// With `true`, vmagent applies the same relabel rule as `promgate-fwd-encoded`.
     Vmagent(Vmagent, VictoriaMetrics, bool),
     /// promgate forwarding (remote_write) to its own VictoriaMetrics sink; verified through
     /// the sink. Only promgate's CPU is counted, until its forward cursor has caught up.
-    /// With `encoded`, the target has a (no-op) relabel rule, so every request is re-encoded
-    /// from the record log instead of sent as received.
+    /// With `encoded`, the target has a relabel rule changing every series, so every request
+    /// is re-encoded from the record log instead of sent as received.
     PromgateFwd {
         pg: Promgate,
         #[allow(dead_code)]
@@ -345,10 +347,9 @@ impl Target {
             "vmagent" | "vmagent-relabel" => {
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
                 let relabel = name == "vmagent-relabel";
-                let agent = Vmagent::start_with_relabel(
-                    &sink.write_url(),
-                    relabel.then_some(NO_OP_RELABEL_RULE),
-                );
+                let rules = format!("- {RELABEL_RULE}\n");
+                let agent =
+                    Vmagent::start_with_relabel(&sink.write_url(), relabel.then_some(&rules));
                 Target::Vmagent(agent, sink, relabel)
             }
             "promgate-fwd" | "promgate-fwd-encoded" => {
@@ -356,7 +357,7 @@ impl Target {
                 let sink = VictoriaMetrics::start_with_args(&["-search.latencyOffset=0s"]);
                 let data = tempfile::tempdir().expect("tempdir");
                 let relabel = if encoded {
-                    format!("    write_relabel_configs:\n      - {NO_OP_RELABEL_RULE}\n")
+                    format!("    write_relabel_configs:\n      - {RELABEL_RULE}\n")
                 } else {
                     String::new()
                 };
