@@ -345,16 +345,23 @@ impl ChunkBuilder {
             .prepare_cached("SELECT seq, data FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
         let mut rows = stmt.query([after, READ_BATCH as i64])?;
         let (mut bytes, mut body_samples) = (0, 0);
+        // Bodies of the records from the current one on, read from disk in runs.
+        let mut spilled = std::collections::VecDeque::new();
         while bytes < max_bytes
             && body_samples < limit
             && let Some(row) = rows.next()?
         {
             let seq = row.get(0)?;
-            let bodies = self
-                .bodies
-                .enabled
-                .then(|| self.store.spilled_bodies(seq))
-                .flatten()
+            while spilled.front().is_some_and(|(s, _)| *s < seq) {
+                spilled.pop_front();
+            }
+            if self.bodies.enabled && spilled.is_empty() {
+                spilled = self.store.spilled_bodies(seq, max_bytes).into();
+            }
+            let bodies = spilled
+                .front()
+                .filter(|(s, _)| *s == seq)
+                .map(|(_, b)| b.clone())
                 .filter(|b| {
                     self.bodies
                         .sendable(b, per_send, &self.cfg, self.store.head())

@@ -380,10 +380,15 @@ impl Store {
         self.recent.lock().after(after, max, out)
     }
 
-    /// The request bodies of record `seq`, if they were kept on disk ([`spill`]).
-    pub fn spilled_bodies(&self, seq: i64) -> Option<Arc<[recent::KeptBody]>> {
-        let at = self.spill.lock().locate(seq)?;
-        spill::read(&at)
+    /// The request bodies of record `seq`, if they were kept on disk ([`spill`]), and of the
+    /// records after it read in the same go (about `max_bytes` in all), in seq order.
+    pub fn spilled_bodies(
+        &self,
+        seq: i64,
+        max_bytes: usize,
+    ) -> Vec<(i64, Arc<[recent::KeptBody]>)> {
+        let run = self.spill.lock().locate_run(seq, max_bytes);
+        run.map(|r| spill::read_run(&r)).unwrap_or_default()
     }
 
     /// A forward target's cursor: the last record its receiver acknowledged.

@@ -27,12 +27,14 @@ use super::recent::{KeptBody, RecentRecord};
 /// A segment file is closed past this size.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
-/// Where a record's bodies are.
+/// Where the bodies of consecutive records are: one run of adjacent frames in one file, so
+/// a forwarder reads many records with one read into one buffer.
 #[derive(Debug, Clone)]
-pub struct Location {
+pub struct Run {
     file: Arc<File>,
     offset: u64,
-    len: usize,
+    /// Each record's seq and frame length, in file order.
+    frames: Vec<(i64, usize)>,
 }
 
 #[derive(Debug)]
@@ -149,18 +151,29 @@ impl Spill {
         Ok(())
     }
 
-    /// Where the bodies of record `seq` are, if here.
-    pub fn locate(&self, seq: i64) -> Option<Location> {
+    /// Where the bodies of record `seq` are, if here, with those of the records after it
+    /// that follow in the same file, up to about `max_bytes` in all.
+    pub fn locate_run(&self, seq: i64, max_bytes: usize) -> Option<Run> {
         let i = self.index.binary_search_by_key(&seq, |e| e.0).ok()?;
         let (_, number, offset, len) = self.index[i];
         let segment = self
             .segments
             .get(usize::try_from(number - self.front_number).ok()?)?;
-        Some(Location {
+        let mut run = Run {
             file: segment.file.clone(),
             offset,
-            len,
-        })
+            frames: vec![(seq, len)],
+        };
+        let (mut end, mut bytes) = (offset + len as u64, len);
+        for &(next_seq, next_number, next_offset, next_len) in self.index.range(i + 1..) {
+            if next_number != number || next_offset != end || bytes + next_len > max_bytes {
+                break;
+            }
+            run.frames.push((next_seq, next_len));
+            end += next_len as u64;
+            bytes += next_len;
+        }
+        Some(run)
     }
 
     /// Forgets the records up to `seq` and deletes the segments holding only those.
@@ -189,18 +202,27 @@ impl Spill {
     }
 }
 
-/// Reads a record's bodies (outside the spill's lock: the file is only appended to).
-pub fn read(at: &Location) -> Option<Arc<[KeptBody]>> {
-    let mut buf = vec![0; at.len];
-    if let Err(e) = at.file.read_exact_at(&mut buf, at.offset) {
-        tracing::warn!(error = %e, "Could not read spilled request bodies; re-encoding their record.");
-        return None;
+/// Reads the bodies of a run's records (outside the spill's lock: files are only appended
+/// to), in one read; a record whose frame does not decode is left out (and re-encoded).
+pub fn read_run(run: &Run) -> Vec<(i64, Arc<[KeptBody]>)> {
+    let total = run.frames.iter().map(|f| f.1).sum();
+    let mut buf = vec![0; total];
+    if let Err(e) = run.file.read_exact_at(&mut buf, run.offset) {
+        tracing::warn!(error = %e, "Could not read spilled request bodies; re-encoding their records.");
+        return Vec::new();
     }
-    let decoded = decode_frame(Bytes::from(buf));
-    if decoded.is_none() {
-        tracing::warn!("A spilled request body frame does not decode; re-encoding its record.");
+    let mut buf = Bytes::from(buf);
+    let mut out = Vec::with_capacity(run.frames.len());
+    for &(seq, len) in &run.frames {
+        match decode_frame(buf.split_to(len)) {
+            Some(bodies) => out.push((seq, bodies)),
+            None => tracing::warn!(
+                seq,
+                "A spilled request body frame does not decode; re-encoding its record."
+            ),
+        }
     }
-    decoded
+    out
 }
 
 fn encode_frame(bodies: &[KeptBody], out: &mut Vec<u8>) {
@@ -282,7 +304,8 @@ mod tests {
     type Plain = (Vec<u8>, u32, i64, Vec<u64>);
 
     fn get(s: &Spill, seq: i64) -> Option<Vec<Plain>> {
-        let bodies = read(&s.locate(seq)?)?;
+        let run = read_run(&s.locate_run(seq, usize::MAX)?);
+        let bodies = &run.first().filter(|r| r.0 == seq)?.1;
         Some(
             bodies
                 .iter()
@@ -326,6 +349,27 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn consecutive_records_are_read_in_one_run_up_to_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spill::open(&dir.path().join("bodies"), 1 << 20).unwrap();
+        s.append(&[record(1, b"one"), record(2, b"two"), record(3, b"three")]);
+        let run = s.locate_run(1, usize::MAX).unwrap();
+        let got: Vec<(i64, Vec<u8>)> = read_run(&run)
+            .into_iter()
+            .map(|(seq, b)| (seq, b[0].body.data.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, &b"one"[..]), (2, b"two"), (3, b"three")].map(|(q, d)| (q, d.to_vec()))
+        );
+        // A run holds at least its first record, then only what fits.
+        let one = s.locate_run(2, 1).unwrap();
+        assert_eq!(one.frames.len(), 1);
+        assert_eq!(read_run(&one)[0].0, 2);
+        assert!(s.locate_run(4, usize::MAX).is_none());
     }
 
     #[test]
