@@ -53,6 +53,7 @@ pub mod config;
 mod encode;
 mod encode_v2;
 mod lanes;
+mod merge;
 pub mod relabel;
 mod send;
 
@@ -66,6 +67,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rules_engine::Sample;
 use tokio_util::sync::CancellationToken;
@@ -98,9 +100,11 @@ pub struct QueueLabels {
 
 /// Forwarding metrics, named as Prometheus 2.42 names them so the usual "remote write
 /// behind" alerts work unchanged.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ForwardMetrics {
     samples: Family<QueueLabels, Counter>,
+    /// Per attempt to send a request, as Prometheus's `sent_batch_duration_seconds`.
+    sent_batch_duration: Family<QueueLabels, Histogram>,
     failed: Family<QueueLabels, Counter>,
     retried: Family<QueueLabels, Counter>,
     dropped: Family<QueueLabels, Counter>,
@@ -118,8 +122,37 @@ pub struct ForwardMetrics {
 impl ForwardMetrics {
     /// Registers at the registry's root: these names carry no `promgate_` prefix.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
+        let m = Self {
+            samples: Family::default(),
+            // Prometheus's buckets: the default ones, then up to 5 minutes.
+            sent_batch_duration: Family::new_with_constructor(|| {
+                Histogram::new(
+                    [
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ]
+                    .into_iter()
+                    .chain([25.0, 60.0, 120.0, 300.0]),
+                )
+            }),
+            failed: Family::default(),
+            retried: Family::default(),
+            dropped: Family::default(),
+            bytes: Family::default(),
+            highest_sent: Family::default(),
+            shards: Family::default(),
+            shards_max: Family::default(),
+            shards_min: Family::default(),
+            pending_records: Family::default(),
+            pending_samples: Family::default(),
+            highest_ts: Gauge::default(),
+            as_received: Family::default(),
+        };
         let r = registry.sub_registry_with_prefix("prometheus_remote_storage");
+        r.register(
+            "sent_batch_duration_seconds",
+            "Duration of send calls to the remote storage",
+            m.sent_batch_duration.clone(),
+        );
         r.register(
             "samples",
             "Samples sent to remote storage and acknowledged",
@@ -178,7 +211,7 @@ impl ForwardMetrics {
         );
         registry.sub_registry_with_prefix("promgate_forward").register(
             "requests_as_received",
-            "Requests sent as they were received (remote write 1.0 bodies stored whole, to targets without relabeling or external labels)",
+            "Request bodies sent as they were received (remote write 1.0 bodies stored whole, to targets without external labels whose relabel rules change none of their series; consecutive ones may share a request)",
             m.as_received.clone(),
         );
         m
@@ -232,8 +265,9 @@ struct Chunk {
     /// The chunk's last record.
     last_seq: i64,
     shards: Vec<Vec<Request>>,
-    /// Whether its requests are bodies as received.
-    as_received: bool,
+    /// How many bodies as received it holds (several may share one request); 0 when its
+    /// requests were encoded from records.
+    bodies: usize,
     /// Samples of series that `write_relabel_configs` dropped.
     relabel_dropped: u64,
     /// Samples of series no longer in the store.
@@ -463,10 +497,14 @@ impl ChunkBuilder {
             return Ok(None);
         }
         if received {
+            let shards = self.lanes.take();
             return Ok(Some(Chunk {
                 last_seq,
-                shards: self.lanes.take(),
-                as_received: true,
+                bodies: shards.iter().map(Vec::len).sum(),
+                shards: shards
+                    .into_iter()
+                    .map(|lane| merge::merge(lane, per_send))
+                    .collect(),
                 relabel_dropped: 0,
                 missing: 0,
             }));
@@ -479,7 +517,7 @@ impl ChunkBuilder {
         let mut chunk = Chunk {
             last_seq,
             shards: Vec::with_capacity(shards),
-            as_received: false,
+            bodies: 0,
             relabel_dropped: 0,
             missing: 0,
         };
@@ -853,12 +891,11 @@ impl Forwarder {
             .pending_samples
             .get_or_create(queue)
             .set(samples as i64);
-        if chunk.as_received {
-            let n = chunk.shards.iter().map(Vec::len).sum::<usize>();
+        if chunk.bodies > 0 {
             self.metrics
                 .as_received
                 .get_or_create(queue)
-                .inc_by(n as u64);
+                .inc_by(chunk.bodies as u64);
         }
         let dropped = chunk.relabel_dropped + chunk.missing;
         if dropped > 0 {

@@ -107,7 +107,13 @@ impl Sender {
         let q = &self.cfg.queue_config;
         let mut backoff = q.min_backoff;
         loop {
-            let wait = match self.attempt(request.body.clone(), request.samples).await {
+            let started = std::time::Instant::now();
+            let result = self.attempt(request.body.clone(), request.samples).await;
+            self.metrics
+                .sent_batch_duration
+                .get_or_create(&self.queue)
+                .observe(started.elapsed().as_secs_f64());
+            let wait = match result {
                 Ok(()) => {
                     self.settled(request.samples);
                     self.metrics
