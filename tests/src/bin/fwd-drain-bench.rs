@@ -98,8 +98,10 @@ impl Forwarder {
         match name {
             "promgate" => {
                 let data = tempfile::tempdir().expect("tempdir");
+                // Requests of up to 10,000 samples, as vmagent's blocks
+                // (`-remoteWrite.maxRowsPerBlock`, default 10000).
                 let config = format!(
-                    "remote_write:\n  - url: {remote}\n    queue_config:\n      max_samples_per_send: 2000\n"
+                    "remote_write:\n  - url: {remote}\n    queue_config:\n      max_samples_per_send: 10000\n"
                 );
                 Forwarder::Promgate(Promgate::start_bin(bin, data.path(), &config), data)
             }

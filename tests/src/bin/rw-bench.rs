@@ -361,8 +361,10 @@ impl Target {
                 } else {
                     String::new()
                 };
+                // Requests of up to 10,000 samples, as vmagent's blocks
+                // (`-remoteWrite.maxRowsPerBlock`, default 10000).
                 let config = format!(
-                    "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 2000\n{relabel}",
+                    "remote_write:\n  - url: {}\n    queue_config:\n      max_samples_per_send: 10000\n{relabel}",
                     sink.write_url()
                 );
                 Target::PromgateFwd {
