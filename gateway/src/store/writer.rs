@@ -544,6 +544,7 @@ impl Writer {
             let slot = touched.len();
             touched.push(series);
             let series = &touched[slot];
+            accepted.clear();
             {
                 let mut data = series.samples.lock();
                 // The usual case, every sample newer than the stored ones and ascending: one
@@ -560,10 +561,6 @@ impl Writer {
                     out.accepted += samples.len() as u64;
                     continue;
                 }
-            }
-            accepted.clear();
-            {
-                let mut data = series.samples.lock();
                 for s in samples {
                     let Some(last) = data.last() else {
                         data.push(*s);
