@@ -12,67 +12,73 @@
 use bytes::{Bytes, BytesMut};
 
 use super::send::Request;
-use crate::store::codec::put_varint;
+use crate::store::codec::{Cursor, put_varint};
 
 /// Largest uncompressed length a joined body may declare (snappy's limit is 2^32 - 1).
 const MAX_RAW: u64 = 1 << 30;
 
 /// The uncompressed length a snappy block declares, and where its elements start.
 fn header(body: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &b) in body.iter().take(5).enumerate() {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Some((v, i + 1));
-        }
-    }
-    None
+    let mut c = Cursor::new(body, "snappy block");
+    let raw = c.varint().ok()?;
+    Some((raw, c.position()))
+}
+
+/// Consecutive requests being joined, with their totals.
+#[derive(Default)]
+struct Run {
+    /// Each request, its uncompressed length and where its elements start.
+    parts: Vec<(Request, u64, usize)>,
+    samples: u64,
+    raw: u64,
 }
 
 /// Joins runs of consecutive requests whose samples add up to at most `per_send`.
 pub fn merge(requests: Vec<Request>, per_send: usize) -> Vec<Request> {
     let mut out = Vec::with_capacity(requests.len());
-    let mut run: Vec<(Request, u64, usize)> = Vec::new();
+    let mut run = Run::default();
     for r in requests {
         let Some((raw, at)) = header(&r.body) else {
-            flush(&mut run, &mut out);
+            run.flush(&mut out);
             out.push(r);
             continue;
         };
-        let (samples, raw_total) = run
-            .iter()
-            .fold((0, 0), |(s, n), (q, len, _)| (s + q.samples, n + len));
-        if !run.is_empty() && (samples + r.samples > per_send as u64 || raw_total + raw > MAX_RAW) {
-            flush(&mut run, &mut out);
+        if run.samples + r.samples > per_send as u64 || run.raw + raw > MAX_RAW {
+            run.flush(&mut out);
         }
-        run.push((r, raw, at));
+        run.samples += r.samples;
+        run.raw += raw;
+        run.parts.push((r, raw, at));
     }
-    flush(&mut run, &mut out);
+    run.flush(&mut out);
     out
 }
 
-fn flush(run: &mut Vec<(Request, u64, usize)>, out: &mut Vec<Request>) {
-    if run.len() <= 1 {
-        out.extend(run.drain(..).map(|(r, ..)| r));
-        return;
+impl Run {
+    /// Emits the run's requests (joined when more than one) and starts a new run.
+    fn flush(&mut self, out: &mut Vec<Request>) {
+        let Run { parts, raw, .. } = std::mem::take(self);
+        if parts.len() <= 1 {
+            out.extend(parts.into_iter().map(|(r, ..)| r));
+            return;
+        }
+        let size: usize = parts.iter().map(|(r, _, at)| r.body.len() - at).sum();
+        let mut head = Vec::with_capacity(10);
+        put_varint(&mut head, raw);
+        let mut body = BytesMut::with_capacity(head.len() + size);
+        body.extend_from_slice(&head);
+        let (mut samples, mut newest) = (0, i64::MIN);
+        for (r, _, at) in parts {
+            body.extend_from_slice(&r.body[at..]);
+            samples += r.samples;
+            newest = newest.max(r.newest);
+        }
+        out.push(Request {
+            body: Bytes::from(body),
+            samples,
+            newest,
+        });
     }
-    let raw: u64 = run.iter().map(|(_, len, _)| len).sum();
-    let size: usize = run.iter().map(|(r, _, at)| r.body.len() - at).sum();
-    let mut head = Vec::with_capacity(5);
-    put_varint(&mut head, raw);
-    let mut body = BytesMut::with_capacity(head.len() + size);
-    body.extend_from_slice(&head);
-    let (mut samples, mut newest) = (0, i64::MIN);
-    for (r, _, at) in run.drain(..) {
-        body.extend_from_slice(&r.body[at..]);
-        samples += r.samples;
-        newest = newest.max(r.newest);
-    }
-    out.push(Request {
-        body: Bytes::from(body),
-        samples,
-        newest,
-    });
 }
 
 #[cfg(test)]

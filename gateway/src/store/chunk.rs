@@ -13,7 +13,9 @@
 
 use rules_engine::Sample;
 
-use super::codec::{Cursor, put_varint, put_xor, unzigzag, xor, zigzag};
+use super::codec::{
+    Cursor, next_timestamp, put_next_timestamp, put_varint, put_xor, unzigzag, xor, zigzag,
+};
 
 /// Samples per chunk before a new one is started.
 pub const CHUNK_SAMPLES: u32 = 120;
@@ -41,9 +43,7 @@ impl Chunk {
             self.min_t = t;
             self.last_delta = 0;
         } else {
-            let delta = t.wrapping_sub(self.max_t);
-            put_varint(&mut self.bytes, zigzag(delta.wrapping_sub(self.last_delta)));
-            self.last_delta = delta;
+            self.last_delta = put_next_timestamp(&mut self.bytes, t, self.max_t, self.last_delta);
         }
         put_xor(&mut self.bytes, bits ^ self.last_v);
         self.max_t = t;
@@ -62,13 +62,13 @@ impl Chunk {
         let mut c = Cursor::new(&self.bytes, "chunk");
         let (mut t, mut delta, mut v) = (0i64, 0i64, 0u64);
         for i in 0..self.count {
-            let Ok(raw) = c.varint() else { return };
-            if i == 0 {
-                t = unzigzag(raw);
+            let read = if i == 0 {
+                c.varint().map(|raw| (unzigzag(raw), 0))
             } else {
-                delta = delta.wrapping_add(unzigzag(raw));
-                t = t.wrapping_add(delta);
-            }
+                next_timestamp(&mut c, t, delta)
+            };
+            let Ok(next) = read else { return };
+            (t, delta) = next;
             if t > end {
                 return;
             }

@@ -58,6 +58,11 @@ impl<'a> Cursor<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     pub fn corrupt(&self) -> CorruptBlob {
         CorruptBlob {
             what: self.what,
@@ -134,21 +139,41 @@ const REPEAT: u8 = 0xff;
 pub fn encode_entry(out: &mut Vec<u8>, prev_first: &mut i64, series_id: u64, samples: &[Sample]) {
     put_varint(out, series_id);
     put_varint(out, samples.len() as u64);
-    let Some(first) = samples.first() else { return };
+    let Some((first, rest)) = samples.split_first() else {
+        return;
+    };
     put_varint(out, zigzag(first.t.0.wrapping_sub(*prev_first)));
     *prev_first = first.t.0;
-    let (mut prev_t, mut prev_delta, mut prev_v) = (first.t.0, 0i64, 0u64);
-    for (i, s) in samples.iter().enumerate() {
-        if i > 0 {
-            let delta = s.t.0.wrapping_sub(prev_t);
-            put_varint(out, zigzag(delta.wrapping_sub(prev_delta)));
-            prev_t = s.t.0;
-            prev_delta = delta;
-        }
+    let mut prev_v = first.v.to_bits();
+    put_xor(out, prev_v);
+    let (mut prev_t, mut prev_delta) = (first.t.0, 0i64);
+    for s in rest {
+        prev_delta = put_next_timestamp(out, s.t.0, prev_t, prev_delta);
+        prev_t = s.t.0;
         let bits = s.v.to_bits();
         put_xor(out, bits ^ prev_v);
         prev_v = bits;
     }
+}
+
+/// A timestamp after the first of a run, as the zigzag varint of its delta-of-delta from the
+/// previous timestamp `prev_t` and the delta `prev_delta` that led to it; returns its delta.
+#[inline]
+pub fn put_next_timestamp(out: &mut Vec<u8>, t: i64, prev_t: i64, prev_delta: i64) -> i64 {
+    let delta = t.wrapping_sub(prev_t);
+    put_varint(out, zigzag(delta.wrapping_sub(prev_delta)));
+    delta
+}
+
+/// Reads what [`put_next_timestamp`] wrote: the timestamp and its delta.
+#[inline]
+pub fn next_timestamp(
+    c: &mut Cursor<'_>,
+    prev_t: i64,
+    prev_delta: i64,
+) -> Result<(i64, i64), CorruptBlob> {
+    let delta = prev_delta.wrapping_add(unzigzag(c.varint()?));
+    Ok((prev_t.wrapping_add(delta), delta))
 }
 
 /// A value's XOR with the previous one: control byte, then the XOR without its trailing zeros.
@@ -188,8 +213,7 @@ pub fn decode_record(buf: &[u8], mut f: impl FnMut(u64, &[Sample])) -> Result<()
                 t = prev_first.wrapping_add(unzigzag(c.varint()?));
                 prev_first = t;
             } else {
-                delta = delta.wrapping_add(unzigzag(c.varint()?));
-                t = t.wrapping_add(delta);
+                (t, delta) = next_timestamp(&mut c, t, delta)?;
             }
             v ^= xor(&mut c)?;
             scratch.push(Sample::new(t, f64::from_bits(v)));

@@ -46,18 +46,26 @@ struct Segment {
     broken: bool,
 }
 
+/// Where one spilled record's frame is.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    seq: i64,
+    /// The number of its segment.
+    segment: u64,
+    offset: u64,
+    len: usize,
+}
+
 #[derive(Debug)]
 pub struct Spill {
     dir: PathBuf,
     budget: u64,
     /// Bytes in all segments.
     bytes: u64,
+    /// Segments with consecutive numbers, the last one numbered `next_number - 1`.
     segments: VecDeque<Segment>,
-    /// Per spilled record in seq order: its seq, and its segment as a count from the front
-    /// segment's number.
-    index: VecDeque<(i64, u64, u64, usize)>,
-    /// The number of `segments[0]`.
-    front_number: u64,
+    /// Per spilled record, in seq order.
+    index: VecDeque<Frame>,
     /// The next segment file's number (its name).
     next_number: u64,
     frame: Vec<u8>,
@@ -78,7 +86,6 @@ impl Spill {
             bytes: 0,
             segments: VecDeque::new(),
             index: VecDeque::new(),
-            front_number: 0,
             next_number: 0,
             frame: Vec::new(),
         })
@@ -88,12 +95,17 @@ impl Spill {
         self.bytes
     }
 
+    /// The number of `segments[0]`.
+    fn front_number(&self) -> u64 {
+        self.next_number - self.segments.len() as u64
+    }
+
     /// Writes the bodies of `records` (ascending seqs, each after those already here); those
     /// past the budget are not kept. A failed write is logged and loses only what it held.
     pub fn append(&mut self, records: &[RecentRecord]) {
         for r in records {
             let Some(bodies) = &r.bodies else { continue };
-            if self.index.back().is_some_and(|&(seq, ..)| seq >= r.seq) {
+            if self.index.back().is_some_and(|f| f.seq >= r.seq) {
                 continue;
             }
             encode_frame(bodies, &mut self.frame);
@@ -124,9 +136,6 @@ impl Spill {
                 .append(true)
                 .read(true)
                 .open(&path)?;
-            if self.segments.is_empty() {
-                self.front_number = self.next_number;
-            }
             self.next_number += 1;
             self.segments.push_back(Segment {
                 path,
@@ -135,7 +144,7 @@ impl Spill {
                 broken: false,
             });
         }
-        let number = self.front_number + self.segments.len() as u64 - 1;
+        let segment_number = self.next_number - 1;
         let Some(segment) = self.segments.back_mut() else {
             return Ok(());
         };
@@ -146,58 +155,56 @@ impl Spill {
         }
         segment.len += len;
         self.bytes += len;
-        self.index
-            .push_back((seq, number, offset, self.frame.len()));
+        self.index.push_back(Frame {
+            seq,
+            segment: segment_number,
+            offset,
+            len: self.frame.len(),
+        });
         Ok(())
     }
 
     /// Where the bodies of record `seq` are, if here, with those of the records after it
     /// that follow in the same file, up to about `max_bytes` in all.
     pub fn locate_run(&self, seq: i64, max_bytes: usize) -> Option<Run> {
-        let i = self.index.binary_search_by_key(&seq, |e| e.0).ok()?;
-        let (_, number, offset, len) = self.index[i];
+        let i = self.index.binary_search_by_key(&seq, |f| f.seq).ok()?;
+        let first = self.index[i];
         let segment = self
             .segments
-            .get(usize::try_from(number - self.front_number).ok()?)?;
+            .get(usize::try_from(first.segment - self.front_number()).ok()?)?;
         let mut run = Run {
             file: segment.file.clone(),
-            offset,
-            frames: vec![(seq, len)],
+            offset: first.offset,
+            frames: vec![(seq, first.len)],
         };
-        let (mut end, mut bytes) = (offset + len as u64, len);
-        for &(next_seq, next_number, next_offset, next_len) in self.index.range(i + 1..) {
-            if next_number != number || next_offset != end || bytes + next_len > max_bytes {
+        let (mut end, mut bytes) = (first.offset + first.len as u64, first.len);
+        for f in self.index.range(i + 1..) {
+            if f.segment != first.segment || f.offset != end || bytes + f.len > max_bytes {
                 break;
             }
-            run.frames.push((next_seq, next_len));
-            end += next_len as u64;
-            bytes += next_len;
+            run.frames.push((f.seq, f.len));
+            end += f.len as u64;
+            bytes += f.len;
         }
         Some(run)
     }
 
     /// Forgets the records up to `seq` and deletes the segments holding only those.
     pub fn release_through(&mut self, seq: i64) {
-        while self.index.front().is_some_and(|e| e.0 <= seq) {
+        while self.index.front().is_some_and(|f| f.seq <= seq) {
             self.index.pop_front();
         }
-        // A segment is done when no indexed record remains in it (and it is not the one
-        // being written, unless nothing is left at all).
-        let first_needed = self.index.front().map(|e| e.1);
-        while let Some(front) = self.segments.front() {
-            let done = match first_needed {
-                Some(n) => self.front_number < n,
-                None => true,
-            };
-            if !done {
+        // A segment is done when no indexed record remains in it (the one being written too,
+        // once nothing is left at all).
+        let first_needed = self.index.front().map_or(self.next_number, |f| f.segment);
+        while self.front_number() < first_needed {
+            let Some(front) = self.segments.pop_front() else {
                 break;
-            }
+            };
             if let Err(e) = std::fs::remove_file(&front.path) {
                 tracing::warn!(error = %e, path = %front.path.display(), "Could not delete a spilled bodies file.");
             }
             self.bytes -= front.len;
-            self.segments.pop_front();
-            self.front_number += 1;
         }
     }
 }

@@ -199,12 +199,12 @@ impl Writer {
                  ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
             )?
             .execute(params![name, seq])?;
-        let min = {
+        {
             let mut cursors = self.cursors.lock();
             let c = cursors.entry(name.to_string()).or_insert(seq);
             *c = (*c).max(seq);
-            cursors.values().copied().min().unwrap_or(seq)
-        };
+        }
+        let min = self.min_cursor();
         self.recent.lock().release_through(min);
         let mut spill = self.spill.lock();
         spill.release_through(min);
